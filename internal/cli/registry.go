@@ -1,0 +1,16 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+func newRegistryCommand(stdio IO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "registry",
+		Short: "Run and manage the built-in OCI registry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newRegistryServeCommand(stdio))
+	return cmd
+}

@@ -1,0 +1,137 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Setting is one configurable value, reachable from the file (Key), the
+// environment (Env) and the command line (Flag).
+type Setting struct {
+	// Key is the dotted YAML path, e.g. "registry.addr".
+	Key string
+	// Flag is the command-line flag name without dashes, e.g. "addr".
+	Flag string
+	// Usage is the flag's help text.
+	Usage string
+	set   func(c *Config, v string) error
+	get   func(c *Config) string
+}
+
+// Env is the environment variable for the setting: IDPBUILDER_ and the flag name
+// upper-cased with dashes as underscores (--data-dir -> IDPBUILDER_DATA_DIR).
+func (s Setting) Env() string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_"))
+}
+
+// Get renders the setting's current value in c the way it would be written.
+func (s Setting) Get(c *Config) string { return s.get(c) }
+
+// EnvPrefix starts every idpbuilder environment variable.
+const EnvPrefix = "IDPBUILDER_"
+
+// Settings returns the table of every setting. Commands expose the subset they
+// use as flags; the file and environment accept all of them.
+func Settings() []Setting {
+	return []Setting{
+		{
+			Key: "log.level", Flag: "log-level", Usage: "log level: debug, info, warn, error",
+			set: func(c *Config, v string) error {
+				if _, err := parseLevel(v); err != nil {
+					return err
+				}
+				c.Log.Level = strings.ToLower(v)
+				return nil
+			},
+			get: func(c *Config) string { return c.Log.Level },
+		},
+		{
+			Key: "log.format", Flag: "log-format", Usage: "log format: text or json",
+			set: func(c *Config, v string) error {
+				v = strings.ToLower(v)
+				if v != "text" && v != "json" {
+					return fmt.Errorf("%q is not a log format (use text or json)", v)
+				}
+				c.Log.Format = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Log.Format },
+		},
+		{
+			Key: "registry.addr", Flag: "addr", Usage: "address the registry listens on (host:port)",
+			set: func(c *Config, v string) error {
+				if err := validateAddr(v); err != nil {
+					return err
+				}
+				c.Registry.Addr = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.Addr },
+		},
+		{
+			Key: "registry.dataDir", Flag: "data-dir", Usage: "directory where images are stored",
+			set: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "" {
+					return fmt.Errorf("must not be empty")
+				}
+				abs, err := filepath.Abs(v)
+				if err != nil {
+					return fmt.Errorf("cannot make %q absolute: %w", v, err)
+				}
+				c.Registry.DataDir = abs
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.DataDir },
+		},
+		{
+			Key: "registry.shutdownTimeout", Flag: "shutdown-timeout", Usage: "how long in-flight requests may finish after SIGINT/SIGTERM",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.ShutdownTimeout }),
+			get: func(c *Config) string { return c.Registry.ShutdownTimeout.String() },
+		},
+		{
+			Key: "registry.uploadPurgeAge", Flag: "upload-purge-age", Usage: "delete abandoned uploads older than this",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.UploadPurgeAge }),
+			get: func(c *Config) string { return c.Registry.UploadPurgeAge.String() },
+		},
+	}
+}
+
+func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (use e.g. 30s, 5m, 1h)", v)
+		}
+		if d <= 0 {
+			return fmt.Errorf("%q must be positive", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func parseLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not a log level (use debug, info, warn or error)", v)
+}
+
+// SlogLevel returns the configured log level. Call after Validate.
+func (l Log) SlogLevel() slog.Level {
+	lvl, err := parseLevel(l.Level)
+	if err != nil {
+		return slog.LevelInfo
+	}
+	return lvl
+}

@@ -1,0 +1,65 @@
+package registry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+)
+
+// distribution logs through logrus's process-wide standard logger and offers no way
+// to hand it a logger of ours (its context logger key is internal). So the bridge is
+// process-wide too: logrus writes nothing itself, and every entry is forwarded to
+// slog.Default(), which the CLI points at its stderr handler. distribution's Info
+// entries are per-request chatter ("response completed", ...) and go to Debug.
+var bridgeOnce sync.Once
+
+func bridgeLogrus(debug bool) {
+	bridgeOnce.Do(func() {
+		std := logrus.StandardLogger()
+		std.SetOutput(io.Discard)
+		std.ReplaceHooks(logrus.LevelHooks{})
+		std.AddHook(slogHook{})
+	})
+	lvl := logrus.WarnLevel
+	if debug {
+		lvl = logrus.DebugLevel
+	}
+	logrus.StandardLogger().SetLevel(lvl)
+}
+
+type slogHook struct{}
+
+func (slogHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (slogHook) Fire(e *logrus.Entry) error {
+	var lvl slog.Level
+	switch e.Level {
+	case logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel:
+		lvl = slog.LevelError
+	case logrus.WarnLevel:
+		lvl = slog.LevelWarn
+	default:
+		lvl = slog.LevelDebug
+	}
+	ctx := e.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	logger := slog.Default()
+	if !logger.Enabled(ctx, lvl) {
+		return nil
+	}
+	attrs := make([]slog.Attr, 0, len(e.Data)+1)
+	attrs = append(attrs, slog.String("component", "distribution"))
+	for k, v := range e.Data {
+		if k == "go.version" {
+			continue
+		}
+		attrs = append(attrs, slog.Any(k, v))
+	}
+	logger.LogAttrs(ctx, lvl, e.Message, attrs...)
+	return nil
+}

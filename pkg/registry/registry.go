@@ -1,0 +1,321 @@
+// Package registry is the embedded OCI registry: distribution v3's handlers behind
+// our own http.Server and listener, with filesystem storage, health endpoints and
+// a logging bridge into log/slog. It knows nothing about clusters.
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+
+	// The filesystem storage driver registers itself with distribution's factory.
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+)
+
+// Options configure a Registry.
+type Options struct {
+	// Addr is the host:port to listen on; ignored when Listener is set.
+	Addr string
+	// Listener, if set, is used instead of listening on Addr (the registry closes it on Stop).
+	Listener net.Listener
+	// DataDir is the filesystem storage root.
+	DataDir string
+	// UploadPurgeAge is the age after which abandoned uploads are deleted (default 168h).
+	UploadPurgeAge time.Duration
+	// Logger receives idpbuilder's own registry logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Registry is the embedded registry as a lifecycle component.
+type Registry struct {
+	opts   Options
+	log    *slog.Logger
+	mu     sync.Mutex
+	ln     net.Listener
+	srv    *http.Server
+	app    *handlers.App
+	served chan error
+}
+
+// New returns a registry that is not yet listening.
+func New(opts Options) *Registry {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.UploadPurgeAge == 0 {
+		opts.UploadPurgeAge = 168 * time.Hour
+	}
+	return &Registry{opts: opts, log: opts.Logger}
+}
+
+// Name implements component.Component.
+func (r *Registry) Name() string { return "registry" }
+
+// ListenError is returned when the registry cannot bind its address. InUse tells
+// the common case (another process has the port) apart.
+type ListenError struct {
+	Addr  string
+	InUse bool
+	Err   error
+}
+
+func (e *ListenError) Error() string {
+	if e.InUse {
+		return fmt.Sprintf("address %s is already in use: stop the process using it or choose another address (--addr)", e.Addr)
+	}
+	return fmt.Sprintf("cannot listen on %s: %v", e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// Listen binds addr. It is separate from Start so a caller can fail fast on a busy
+// port before anything is written to disk.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &ListenError{Addr: addr, InUse: errors.Is(err, syscall.EADDRINUSE), Err: err}
+	}
+	return ln, nil
+}
+
+// DataDirError is returned when the data directory cannot be created or written.
+type DataDirError struct {
+	Dir string
+	Err error
+}
+
+func (e *DataDirError) Error() string {
+	return fmt.Sprintf("data dir %s is not usable: %v; fix its permissions or choose another directory (--data-dir)", e.Dir, e.Err)
+}
+
+func (e *DataDirError) Unwrap() error { return e.Err }
+
+// Start binds the listener (unless one was given), prepares the data directory,
+// builds the distribution app and starts serving in the background.
+func (r *Registry) Start(ctx context.Context) (err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.srv != nil {
+		return errors.New("registry already started")
+	}
+
+	ln := r.opts.Listener
+	if ln == nil {
+		if ln, err = Listen(ctx, r.opts.Addr); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if err != nil {
+			_ = ln.Close()
+		}
+	}()
+
+	secret, err := prepareDataDir(r.opts.DataDir)
+	if err != nil {
+		return err
+	}
+
+	bridgeLogrus(r.log.Enabled(ctx, slog.LevelDebug))
+	app, err := newApp(context.WithoutCancel(ctx), distributionConfig(r.opts, secret))
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", r.handleLive)
+	mux.HandleFunc("GET /readyz", r.handleReady)
+	mux.Handle("/", app)
+
+	r.ln, r.app = ln, app
+	r.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+	}
+	r.served = make(chan error, 1)
+	go func(srv *http.Server, served chan<- error) {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		served <- err
+		close(served)
+	}(r.srv, r.served)
+	r.log.Info("registry started", "addr", ln.Addr().String(), "data_dir", r.opts.DataDir)
+	return nil
+}
+
+// Addr returns the address the registry listens on (the real port when Addr used port 0).
+func (r *Registry) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ln == nil {
+		return ""
+	}
+	return r.ln.Addr().String()
+}
+
+// Done is closed when the server stops serving; it yields the serve error, if any.
+// It is nil before Start.
+func (r *Registry) Done() <-chan error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.served
+}
+
+// Stop stops accepting connections and waits for in-flight requests until ctx ends;
+// then it closes the remaining connections and reports that it had to.
+func (r *Registry) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	srv, app, served := r.srv, r.app, r.served
+	r.srv, r.app = nil, nil
+	r.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	var errs []error
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("graceful shutdown did not finish in time, closing remaining connections: %w", err))
+		if cerr := srv.Close(); cerr != nil {
+			errs = append(errs, cerr)
+		}
+	}
+	if err := <-served; err != nil {
+		errs = append(errs, err)
+	}
+	if err := app.Shutdown(); err != nil {
+		errs = append(errs, err)
+	}
+	r.log.Info("registry stopped")
+	return errors.Join(errs...)
+}
+
+// newApp builds distribution's app, turning its configuration panics into errors.
+func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("registry configuration rejected: %v", p)
+		}
+	}()
+	return handlers.NewApp(ctx, cfg), nil
+}
+
+// distributionConfig builds in code what configuration.Parse would produce from a
+// file, including the defaults Parse fills in (without them the catalog is empty).
+func distributionConfig(opts Options, secret string) *configuration.Configuration {
+	cfg := &configuration.Configuration{}
+	cfg.Log.Level = "warn"
+	cfg.Catalog.MaxEntries = 1000
+	cfg.Tags.MaxTags = 1000
+	cfg.HTTP.Secret = secret
+	cfg.HTTP.Addr = opts.Addr
+	cfg.Storage = configuration.Storage{
+		"filesystem": configuration.Parameters{"rootdirectory": opts.DataDir},
+		"delete":     configuration.Parameters{"enabled": true},
+		"maintenance": configuration.Parameters{
+			// NewApp type-asserts these to map[any]any.
+			"uploadpurging": map[any]any{
+				"enabled":  true,
+				"age":      opts.UploadPurgeAge.String(),
+				"interval": purgeInterval(opts.UploadPurgeAge).String(),
+				"dryrun":   false,
+			},
+		},
+		"cache": configuration.Parameters{"blobdescriptor": "inmemory"},
+	}
+	// Layers with "urls" (non-distributable layers, e.g. Windows base layers) are
+	// legitimate OCI content; without an allow list distribution rejects them with a 500.
+	cfg.Validation.Manifests.URLs.Allow = []string{`^https?://`}
+	return cfg
+}
+
+func purgeInterval(age time.Duration) time.Duration {
+	if iv := age / 7; iv < 24*time.Hour {
+		return max(iv, time.Minute)
+	}
+	return 24 * time.Hour
+}
+
+// metaDir holds idpbuilder's own files inside the data dir, beside distribution's "docker/".
+const metaDir = ".idpbuilder"
+
+// prepareDataDir creates the data dir, proves it writable and returns the upload
+// secret. The secret is kept on disk so uploads interrupted by a restart can resume
+// (distribution signs upload state with it).
+func prepareDataDir(dir string) (string, error) {
+	if dir == "" {
+		return "", &DataDirError{Dir: dir, Err: errors.New("no directory given")}
+	}
+	meta := filepath.Join(dir, metaDir)
+	if err := os.MkdirAll(meta, 0o700); err != nil {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	if err := probeWritable(meta); err != nil {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	path := filepath.Join(meta, "http-secret")
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 16 {
+		return string(b), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	secret := rand.Text()
+	if err := writeFileAtomic(path, []byte(secret), 0o600); err != nil {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	return secret, nil
+}
+
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte("ok"))
+	cerr := f.Close()
+	rerr := os.Remove(name)
+	return errors.Join(werr, cerr, rerr)
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
