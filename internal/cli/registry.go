@@ -6,7 +6,7 @@ func newRegistryCommand(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "registry",
 		Short: "Run and manage the built-in OCI registry",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},

@@ -22,7 +22,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 		Example: "  idpbuilder registry serve\n" +
 			"  idpbuilder registry serve --addr 127.0.0.1:5001 --data-dir ./registry-data\n" +
 			"  IDPBUILDER_ADDR=0.0.0.0:5001 idpbuilder registry serve",
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRegistryServe(cmd, stdio)
 		},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -54,10 +55,21 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 	}
 	fmt.Fprintf(stdio.Err, "Error: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) || config.IsConfigError(err) {
+	// cobra reports an unknown subcommand with a plain error; it is a usage error too.
+	if errors.As(err, &ue) || config.IsConfigError(err) || strings.HasPrefix(err.Error(), "unknown command ") {
 		return ExitUsage
 	}
 	return ExitFailure
+}
+
+// usageArgs makes a positional-argument check report a usage error (exit code 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return Usage(fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath()))
+		}
+		return nil
+	}
 }
 
 // NewRootCommand builds the command tree.

@@ -123,7 +123,11 @@ func applyYAML(cfg *Config, path string, data []byte, settings []Setting) error 
 				}
 				continue
 			}
-			if v.Kind == yaml.MappingNode && isSection(key, byKey) {
+			if isSection(key, byKey) {
+				if v.Kind != yaml.MappingNode {
+					errs = append(errs, &Error{Source: where, Key: key, Err: errors.New("is a section: put its keys under it (e.g. registry:\n  addr: 127.0.0.1:5001)")})
+					continue
+				}
 				walk(key, v)
 				continue
 			}

@@ -39,6 +39,11 @@ func (slogHook) Fire(e *logrus.Entry) error {
 	switch e.Level {
 	case logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel:
 		lvl = slog.LevelError
+		// distribution logs every non-2xx response at error level, including the
+		// 404s clients provoke on purpose (HEAD before push). Only 5xx are ours.
+		if st, ok := e.Data["http.response.status"].(int); ok && st < 500 {
+			lvl = slog.LevelDebug
+		}
 	case logrus.WarnLevel:
 		lvl = slog.LevelWarn
 	default:

@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func run(t *testing.T, ctx context.Context, env map[string]string, args ...string) (code int, stdout, stderr *syncBuffer) {
+	t.Helper()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	if env == nil {
+		env = map[string]string{}
+	}
+	if _, ok := env["HOME"]; !ok {
+		env["HOME"] = t.TempDir() // never read the developer's real config
+	}
+	code = Run(ctx, args, IO{In: strings.NewReader(""), Out: stdout, Err: stderr, Env: func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}})
+	return code, stdout, stderr
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, context.Background(), nil, "version")
+	require.Equal(t, ExitOK, code)
+	assert.Regexp(t, `(?m)^idpbuilder \S+\ncommit: \S+\ngo: go1\.`, out.String())
+
+	code, out, _ = run(t, context.Background(), nil, "version", "-o", "json")
+	require.Equal(t, ExitOK, code)
+	assert.Contains(t, out.String(), `"goVersion": "go1.`)
+}
+
+func TestUsageErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	badCfg := filepath.Join(tmp, "bad.yaml")
+	require.NoError(t, os.WriteFile(badCfg, []byte("registry:\n  listen: 1\n"), 0o600))
+
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantCode int
+		wantErr  string
+		dataDir  string // must not exist afterwards
+	}{
+		{name: "unknown flag", args: []string{"registry", "serve", "--port", "1"}, wantCode: ExitUsage, wantErr: "unknown flag: --port"},
+		{name: "unexpected argument", args: []string{"registry", "serve", "extra"}, wantCode: ExitUsage, wantErr: `unknown command "extra"`},
+		{name: "unknown config key", args: []string{"registry", "serve", "--config", badCfg}, wantCode: ExitUsage, wantErr: "registry.listen: unknown key"},
+		{name: "missing config file", args: []string{"registry", "serve", "--config", filepath.Join(tmp, "nope.yaml")}, wantCode: ExitUsage, wantErr: "nope.yaml"},
+		{name: "config file from env", args: []string{"registry", "serve"}, env: map[string]string{"IDPBUILDER_CONFIG": badCfg}, wantCode: ExitUsage, wantErr: "registry.listen"},
+		{name: "bad duration", args: []string{"registry", "serve", "--shutdown-timeout", "forever"}, wantCode: ExitUsage, wantErr: `flag --shutdown-timeout: registry.shutdownTimeout: "forever" is not a duration`},
+		{name: "bad env", args: []string{"registry", "serve"}, env: map[string]string{"IDPBUILDER_ADDR": "nope"}, wantCode: ExitUsage, wantErr: "env IDPBUILDER_ADDR"},
+		{
+			name: "port in use", args: []string{"registry", "serve", "--addr", busy.Addr().String(), "--data-dir", filepath.Join(tmp, "d1")},
+			wantCode: ExitUsage, wantErr: "already in use", dataDir: filepath.Join(tmp, "d1"),
+		},
+		{
+			name: "unusable data dir", args: []string{"registry", "serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(file, "d2")},
+			wantCode: ExitUsage, wantErr: "data dir", dataDir: filepath.Join(file, "d2"),
+		},
+		{name: "bad version output", args: []string{"version", "-o", "xml"}, wantCode: ExitUsage, wantErr: "unknown output format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, context.Background(), tt.env, tt.args...)
+			assert.Equal(t, tt.wantCode, code, "stderr: %s", errOut)
+			assert.Contains(t, errOut.String(), tt.wantErr)
+			assert.Empty(t, out.String(), "errors go to stderr")
+			if tt.dataDir != "" {
+				_, err := os.Stat(tt.dataDir)
+				assert.Error(t, err, "nothing may be written")
+			}
+		})
+	}
+}
+
+func TestServeRunsUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"HOME": t.TempDir(), "IDPBUILDER_ADDR": "127.0.0.1:0", "IDPBUILDER_DATA_DIR": dataDir}
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"registry", "serve", "--log-format", "json"}, IO{
+			In: strings.NewReader(""), Out: out, Err: errOut,
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		})
+	}()
+
+	// The command prints its address on stdout once ready.
+	re := regexp.MustCompile(`Registry listening on http://(127\.0\.0\.1:\d+) \(data in ` + regexp.QuoteMeta(dataDir) + `\)`)
+	var addr string
+	require.Eventually(t, func() bool {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+			return true
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "stdout: %q stderr: %q", out, errOut)
+
+	resp, err := http.Get("http://" + addr + "/v2/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel() // what SIGINT/SIGTERM do through signal.NotifyContext
+	select {
+	case code := <-done:
+		assert.Equal(t, ExitOK, code, "stderr: %s", errOut)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after cancel")
+	}
+	// stdout holds exactly the two ready lines; logs (JSON here) are on stderr.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 2, out.String())
+	assert.Contains(t, lines[1], "docker push localhost:")
+	for _, l := range strings.Split(strings.TrimSpace(errOut.String()), "\n") {
+		assert.True(t, strings.HasPrefix(l, "{"), "stderr line is not JSON: %q", l)
+	}
+	assert.Contains(t, errOut.String(), `"msg":"registry stopped"`)
+}
+
+func TestPushHost(t *testing.T) {
+	tests := map[string]string{
+		"127.0.0.1:5001":    "localhost:5001",
+		"0.0.0.0:5001":      "localhost:5001",
+		"[::]:5001":         "localhost:5001",
+		"[::1]:5001":        "localhost:5001",
+		"192.168.1.10:5001": "192.168.1.10:5001",
+		"registry:5000":     "registry:5000",
+	}
+	for in, want := range tests {
+		assert.Equal(t, want, pushHost(in), in)
+	}
+}
