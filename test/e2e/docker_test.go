@@ -1,0 +1,117 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const helloMessage = "hello from an idpbuilder e2e image"
+
+// helloTarball builds a static Go binary that prints helloMessage and packs it as
+// /hello in a tarball for `docker import` (no base image, nothing from Docker Hub).
+var helloTarball = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "idpbuilder-e2e-hello-")
+	if err != nil {
+		return "", err
+	}
+	src := fmt.Sprintf("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(%q) }\n", helloMessage)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "hello", ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build hello: %v\n%s", err, out)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, "hello"))
+	if err != nil {
+		return "", err
+	}
+	tarPath := filepath.Join(dir, "hello.tar")
+	f, err := os.Create(tarPath)
+	if err != nil {
+		return "", err
+	}
+	tw := tar.NewWriter(f)
+	if err := tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Unix(0, 0)}); err != nil {
+		return "", err
+	}
+	if _, err := tw.Write(bin); err != nil {
+		return "", err
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	return tarPath, f.Close()
+})
+
+// importHello imports the hello tarball into the Docker engine as tag.
+func importHello(t *testing.T, tag string) {
+	t.Helper()
+	tarPath, err := helloTarball()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCmd(t, 2*time.Minute, "docker", "import", "--change", `ENTRYPOINT ["/hello"]`, tarPath, tag)
+	t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", tag) })
+}
+
+var pushDigestRE = regexp.MustCompile(`digest: (sha256:[0-9a-f]{64})`)
+var pullDigestRE = regexp.MustCompile(`Digest: (sha256:[0-9a-f]{64})`)
+
+// TestDockerPushPullRun: the product promise on the laptop side. An image built
+// locally is pushed with the real docker CLI, removed, pulled back and run; the
+// digest is the same at every step.
+func TestDockerPushPullRun(t *testing.T) {
+	requireTool(t, "docker")
+	if _, err := tryCmd(30*time.Second, "docker", "info"); err != nil {
+		t.Fatalf("Docker engine not reachable (hack/test-all.sh starts dockerd): %v", err)
+	}
+	srv := startServer(t, "")
+	local := "idpbuilder-e2e/hello:v1"
+	remote := srv.Localhost() + "/e2e/hello:v1"
+	importHello(t, local)
+	runCmd(t, time.Minute, "docker", "tag", local, remote)
+	t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", remote) })
+
+	out := runCmd(t, 5*time.Minute, "docker", "push", remote)
+	m := pushDigestRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no digest in docker push output:\n%s", out)
+	}
+	pushed := m[1]
+	if got := srv.manifestDigest(t, "e2e/hello", "v1"); got != pushed {
+		t.Fatalf("registry serves %s, docker pushed %s", got, pushed)
+	}
+
+	// Remove every local copy so the pull really goes to the registry.
+	runCmd(t, time.Minute, "docker", "rmi", "-f", remote, local)
+	out = runCmd(t, 5*time.Minute, "docker", "pull", remote)
+	m = pullDigestRE.FindStringSubmatch(out)
+	if m == nil || m[1] != pushed {
+		t.Fatalf("docker pull digest = %v, want %s\n%s", m, pushed, out)
+	}
+	repoDigests := runCmd(t, time.Minute, "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", remote)
+	if !strings.Contains(repoDigests, "e2e/hello@"+pushed) {
+		t.Fatalf("RepoDigests %s lacks %s", repoDigests, pushed)
+	}
+
+	out = runCmd(t, 2*time.Minute, "docker", "run", "--rm", "--network", "none", remote)
+	if strings.TrimSpace(out) != helloMessage {
+		t.Fatalf("docker run printed %q, want %q", out, helloMessage)
+	}
+}
