@@ -1,0 +1,41 @@
+# idpbuilder developer tasks. `make help` lists them.
+GO        ?= go
+BIN       ?= bin/idpbuilder
+PKG       := github.com/idpbuilder/idpbuilder
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X $(PKG)/pkg/version.version=$(VERSION) -X $(PKG)/pkg/version.commit=$(COMMIT)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCHTIME ?= 1s
+
+.PHONY: help build test lint e2e bench bench-smoke test-all clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build a static binary into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/idpbuilder
+
+test: ## unit tests (race detector on)
+	$(GO) test -race -count=1 ./...
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./test/e2e/...
+
+e2e: ## end-to-end tests against real Docker, containerd, skopeo and the OCI conformance runner
+	$(GO) test -tags e2e -count=1 -timeout 45m -v ./test/e2e/...
+
+bench: ## registry benchmarks (BENCHTIME=5x to change)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/registry/
+
+bench-smoke: ## run every benchmark once, to keep them working
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+test-all: lint bench-smoke test e2e ## everything CI runs, after hack/test-all.sh has set up the machine
+
+clean:
+	rm -rf bin results

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every idpbuilder test on a Debian/Ubuntu machine, setting the machine up first:
+#   1. installs what the tests use, if missing (docker.io, containerd, skopeo, iptables, make, gcc),
+#   2. starts containerd and dockerd if they are not running,
+#   3. applies the egress guard (nothing a test container sends may leave the machine),
+#   4. runs `make test-all`: lint, benchmarks once, unit tests, end-to-end tests.
+# Run it as root (CI does), or as a user with sudo for steps 1-3 and access to the
+# Docker and containerd sockets.
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+log() { printf '\n==> %s\n' "$*"; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+command -v go >/dev/null || { echo "Go 1.26 or newer is required: https://go.dev/doc/install" >&2; exit 1; }
+
+log "checking packages"
+pkgs=()
+command -v dockerd >/dev/null || pkgs+=(docker.io)
+command -v containerd >/dev/null || pkgs+=(containerd)
+command -v ctr >/dev/null || pkgs+=(containerd)
+command -v skopeo >/dev/null || pkgs+=(skopeo)
+command -v iptables >/dev/null || pkgs+=(iptables)
+command -v make >/dev/null || pkgs+=(make)
+command -v gcc >/dev/null || pkgs+=(gcc) # go test -race needs cgo
+command -v git >/dev/null || pkgs+=(git)
+if ((${#pkgs[@]})); then
+  log "installing: ${pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+fi
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq "$secs"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "$what did not come up within ${secs}s" >&2
+  return 1
+}
+
+logs=${IDPBUILDER_DAEMON_LOGS:-/var/log}
+ctrd_sock=/run/containerd/containerd.sock
+if ! docker info >/dev/null 2>&1; then
+  if ! ctr --address "$ctrd_sock" version >/dev/null 2>&1; then
+    log "starting containerd (log: $logs/idpbuilder-containerd.log)"
+    $SUDO sh -c "nohup setsid containerd >'$logs/idpbuilder-containerd.log' 2>&1 &"
+    wait_for 60 containerd ctr --address "$ctrd_sock" version || { tail -50 "$logs/idpbuilder-containerd.log" >&2; exit 1; }
+  fi
+  log "starting dockerd (log: $logs/idpbuilder-dockerd.log)"
+  $SUDO sh -c "nohup setsid dockerd --containerd='$ctrd_sock' >'$logs/idpbuilder-dockerd.log' 2>&1 &"
+  wait_for 90 dockerd docker info || { tail -50 "$logs/idpbuilder-dockerd.log" >&2; exit 1; }
+fi
+docker version --format 'docker engine {{.Server.Version}}, client {{.Client.Version}}'
+
+guard=${IDPBUILDER_EGRESS_GUARD:-$repo/../shared/kind-node/egress-guard.sh}
+if [ -f "$guard" ]; then
+  log "egress guard"
+  $SUDO bash "$guard"
+else
+  echo "note: no egress guard at $guard; test containers keep this machine's normal network access"
+fi
+
+log "make test-all"
+start=$(date +%s)
+make test-all
+echo "all tests passed in $(( $(date +%s) - start ))s"
