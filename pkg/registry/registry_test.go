@@ -1,13 +1,17 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -354,4 +358,92 @@ func TestPurgeInterval(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, purgeInterval(tt.age), tt.age.String())
 	}
+}
+
+// TestUploadResumesAcrossRestart: a blob upload interrupted by a registry restart
+// continues where it stopped, because the upload secret is kept in the data dir.
+func TestUploadResumesAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	blob := bytes.Repeat([]byte("idpbuilder"), 10_000) // 100 kB
+	sum := sha256.Sum256(blob)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	half := len(blob) / 2
+
+	r1 := New(Options{Addr: "127.0.0.1:0", DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, r1.Start(context.Background()))
+	loc := startUpload(t, r1)
+	req, _ := http.NewRequest(http.MethodPatch, loc, bytes.NewReader(blob[:half]))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Range", fmt.Sprintf("0-%d", half-1))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	next := resp.Header.Get("Location")
+	require.NoError(t, r1.Stop(context.Background()))
+
+	r2 := startRegistry(t, dir)
+	// Same path and state token, new process (and new port).
+	u, err := url.Parse(next)
+	require.NoError(t, err)
+	u.Scheme, u.Host = "http", r2.Addr()
+
+	status, err := http.Get(u.String())
+	require.NoError(t, err)
+	status.Body.Close()
+	require.Equal(t, http.StatusNoContent, status.StatusCode, "upload status after restart")
+	assert.Equal(t, fmt.Sprintf("0-%d", half-1), status.Header.Get("Range"))
+
+	req, _ = http.NewRequest(http.MethodPatch, u.String(), bytes.NewReader(blob[half:]))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", half, len(blob)-1))
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	put, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	put.Scheme, put.Host = "http", r2.Addr()
+	q := put.Query()
+	q.Set("digest", digest)
+	put.RawQuery = q.Encode()
+	req, _ = http.NewRequest(http.MethodPut, put.String(), nil)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	got, err := http.Get("http://" + r2.Addr() + "/v2/shutdown/test/blobs/" + digest)
+	require.NoError(t, err)
+	defer got.Body.Close()
+	body, err := io.ReadAll(got.Body)
+	require.NoError(t, err)
+	assert.Equal(t, blob, body)
+}
+
+// TestDigestMismatchStoresNothing: a blob whose bytes do not match the digest the
+// client claims is refused, and no blob is stored under that digest.
+func TestDigestMismatchStoresNothing(t *testing.T) {
+	r := startRegistry(t, "")
+	loc := startUpload(t, r)
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	u, err := url.Parse(loc)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("digest", wrong)
+	u.RawQuery = q.Encode()
+	req, _ := http.NewRequest(http.MethodPut, u.String(), strings.NewReader("not the content"))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, string(body), "DIGEST_INVALID")
+
+	head, err := http.Head("http://" + r.Addr() + "/v2/shutdown/test/blobs/" + wrong)
+	require.NoError(t, err)
+	head.Body.Close()
+	assert.Equal(t, http.StatusNotFound, head.StatusCode)
 }
