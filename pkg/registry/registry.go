@@ -45,6 +45,7 @@ type Registry struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	srv    *http.Server
+	conns  *connTracker
 	app    *handlers.App
 	served chan error
 }
@@ -141,8 +142,10 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 	mux.Handle("/", app)
 
 	r.ln, r.app = ln, app
+	r.conns = newConnTracker()
 	r.srv = &http.Server{
 		Handler:           mux,
+		ConnState:         r.conns.track,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
@@ -182,14 +185,18 @@ func (r *Registry) Done() <-chan error {
 // then it closes the remaining connections and reports that it had to.
 func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Lock()
-	srv, app, served := r.srv, r.app, r.served
+	srv, app, served, conns := r.srv, r.app, r.served, r.conns
 	r.srv, r.app = nil, nil
 	r.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
 	var errs []error
-	if err := srv.Shutdown(ctx); err != nil {
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	go conns.closeUnused(sweepCtx)
+	err := srv.Shutdown(ctx)
+	stopSweep()
+	if err != nil {
 		errs = append(errs, fmt.Errorf("graceful shutdown did not finish in time, closing remaining connections: %w", err))
 		if cerr := srv.Close(); cerr != nil {
 			errs = append(errs, cerr)

@@ -447,3 +447,26 @@ func TestDigestMismatchStoresNothing(t *testing.T) {
 	head.Body.Close()
 	assert.Equal(t, http.StatusNotFound, head.StatusCode)
 }
+
+// TestStopClosesUnusedConnections: a client connection that never sent a request
+// (Go clients leave these in their pools) must not hold up Stop. Without the
+// tracker, http.Server.Shutdown waits 5 s for it, past this test's 3 s deadline.
+func TestStopClosesUnusedConnections(t *testing.T) {
+	r := New(Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, r.Start(context.Background()))
+	c, err := net.Dial("tcp", r.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	// Make sure the server has accepted it (StateNew) before stopping.
+	resp, err := http.Get("http://" + r.Addr() + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	require.NoError(t, r.Stop(ctx))
+	// The server closed the unused connection.
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF)
+}
