@@ -1,0 +1,225 @@
+// Package docker drives the Docker engine through the docker CLI, the way kind does,
+// rather than importing the Docker SDK: fewer dependencies, and whatever docker (or
+// shim) the user has on PATH is the one used.
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/idpbuilder/idpbuilder/pkg/exec"
+)
+
+// Client runs the docker CLI.
+type Client struct {
+	// Bin is the docker executable; "docker" when empty.
+	Bin string
+}
+
+// ErrNotRunning means the docker CLI is missing or cannot reach an engine.
+var ErrNotRunning = errors.New("docker is not available")
+
+func (c *Client) bin() string {
+	if c.Bin == "" {
+		return "docker"
+	}
+	return c.Bin
+}
+
+func (c *Client) cmd(args ...string) *exec.Cmd { return exec.Command(c.bin(), args...) }
+
+func (c *Client) output(ctx context.Context, args ...string) (string, error) {
+	out, err := c.cmd(args...).Output(ctx)
+	return strings.TrimSpace(string(out)), err
+}
+
+// Server describes the engine.
+type Server struct {
+	Version string
+	OS      string
+	Arch    string
+}
+
+// Server checks that the engine answers and says what it is.
+func (c *Client) Server(ctx context.Context) (Server, error) {
+	out, err := c.output(ctx, "version", "--format", "{{.Server.Version}} {{.Server.Os}} {{.Server.Arch}}")
+	if err != nil {
+		if exec.NotFound(err) {
+			return Server{}, fmt.Errorf("%w: the docker CLI is not installed (install Docker, e.g. `apt-get install docker.io`): %v", ErrNotRunning, err)
+		}
+		return Server{}, fmt.Errorf("%w: the Docker engine is not running or not reachable (start it, e.g. `sudo systemctl start docker` or Docker Desktop): %v", ErrNotRunning, err)
+	}
+	f := strings.Fields(out)
+	if len(f) != 3 {
+		return Server{}, fmt.Errorf("unexpected `docker version` output %q", out)
+	}
+	return Server{Version: f[0], OS: f[1], Arch: f[2]}, nil
+}
+
+// ImageExists reports whether the engine has the image.
+func (c *Client) ImageExists(ctx context.Context, ref string) (bool, error) {
+	_, err := c.output(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
+	if err == nil {
+		return true, nil
+	}
+	if isNoSuch(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// Load runs `docker load` on an image tarball.
+func (c *Client) Load(ctx context.Context, tarball io.Reader) error {
+	cmd := c.cmd("load", "--quiet")
+	cmd.Stdin = tarball
+	return cmd.Run(ctx)
+}
+
+// Save streams `docker save ref` to w.
+func (c *Client) Save(ctx context.Context, w io.Writer, refs ...string) error {
+	cmd := c.cmd(append([]string{"save"}, refs...)...)
+	cmd.Stdout = w
+	return cmd.Run(ctx)
+}
+
+// Container is what idpbuilder needs to know of a container.
+type Container struct {
+	ID           string
+	Name         string
+	Image        string
+	Running      bool
+	Status       string
+	RestartCount int
+	// Networks maps network name to the container's IPv4 address on it.
+	Networks map[string]string
+	Labels   map[string]string
+}
+
+// InspectContainer returns the container, or nil when there is none by that name.
+func (c *Client) InspectContainer(ctx context.Context, name string) (*Container, error) {
+	out, err := c.output(ctx, "container", "inspect", name)
+	if err != nil {
+		if isNoSuch(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var raw []struct {
+		ID           string `json:"Id"`
+		Name         string
+		RestartCount int
+		Config       struct {
+			Image  string
+			Labels map[string]string
+		}
+		State struct {
+			Running bool
+			Status  string
+		}
+		NetworkSettings struct {
+			Networks map[string]struct{ IPAddress string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil || len(raw) != 1 {
+		return nil, fmt.Errorf("parse docker inspect of %s: %v", name, err)
+	}
+	r := raw[0]
+	ct := &Container{
+		ID: r.ID, Name: strings.TrimPrefix(r.Name, "/"), Image: r.Config.Image, Running: r.State.Running,
+		Status: r.State.Status, RestartCount: r.RestartCount, Labels: r.Config.Labels, Networks: map[string]string{},
+	}
+	for n, s := range r.NetworkSettings.Networks {
+		ct.Networks[n] = s.IPAddress
+	}
+	return ct, nil
+}
+
+// Run runs `docker run` with args and returns the new container's ID.
+func (c *Client) Run(ctx context.Context, args ...string) (string, error) {
+	return c.output(ctx, append([]string{"run"}, args...)...)
+}
+
+// Remove force-removes a container; a missing container is not an error.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	_, err := c.output(ctx, "rm", "-f", "--volumes", name)
+	if err != nil && isNoSuch(err) {
+		return nil
+	}
+	return err
+}
+
+// Start starts a stopped container.
+func (c *Client) Start(ctx context.Context, name string) error {
+	_, err := c.output(ctx, "start", name)
+	return err
+}
+
+// Stop stops a container, giving it timeoutSeconds to exit on SIGTERM.
+func (c *Client) Stop(ctx context.Context, name string, timeoutSeconds int) error {
+	_, err := c.output(ctx, "stop", "--time", fmt.Sprint(timeoutSeconds), name)
+	return err
+}
+
+// Logs returns the last lines of a container's logs (stdout and stderr).
+func (c *Client) Logs(ctx context.Context, name string, tail int) string {
+	out, err := c.cmd("logs", "--tail", fmt.Sprint(tail), name).Output(ctx)
+	if err != nil {
+		var e *exec.Error
+		if errors.As(err, &e) {
+			return strings.TrimSpace(string(out) + e.Stderr)
+		}
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// NetworkGateway returns the IPv4 gateway of a network ("" when it has none).
+func (c *Client) NetworkGateway(ctx context.Context, network string) (string, error) {
+	out, err := c.output(ctx, "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", network)
+	if err != nil {
+		return "", err
+	}
+	for _, g := range strings.Fields(out) {
+		if !strings.Contains(g, ":") {
+			return g, nil
+		}
+	}
+	return "", nil
+}
+
+// NetworkExists reports whether the network exists.
+func (c *Client) NetworkExists(ctx context.Context, network string) (bool, error) {
+	_, err := c.output(ctx, "network", "inspect", "--format", "{{.Name}}", network)
+	if err == nil {
+		return true, nil
+	}
+	if isNoSuch(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// ConnectNetwork attaches a container to a network (idempotent).
+func (c *Client) ConnectNetwork(ctx context.Context, network, container string, aliases ...string) error {
+	args := []string{"network", "connect"}
+	for _, a := range aliases {
+		args = append(args, "--alias", a)
+	}
+	_, err := c.output(ctx, append(args, network, container)...)
+	if err != nil && strings.Contains(err.Error(), "already exists in network") {
+		return nil
+	}
+	return err
+}
+
+func isNoSuch(err error) bool {
+	var e *exec.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	s := strings.ToLower(e.Stderr)
+	return strings.Contains(s, "no such") || strings.Contains(s, "not found")
+}

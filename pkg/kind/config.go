@@ -1,0 +1,64 @@
+// Package kind creates, reuses and deletes Kind clusters whose nodes pull from the
+// idpbuilder registry, and wires the registry into them: the containerd patch,
+// hosts.toml per registry name, the KEP-1755 ConfigMap and an in-cluster name.
+// It knows the registry's names and addresses, not its code.
+package kind
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	"sigs.k8s.io/yaml"
+)
+
+// CertsDir is where nodes' containerd looks for per-registry host configuration.
+const CertsDir = "/etc/containerd/certs.d"
+
+// ContainerdPatch points containerd's CRI registry config at CertsDir. It is not
+// the default even on containerd 2.x kind nodes, so it is always sent.
+const ContainerdPatch = `[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "` + CertsDir + `"
+`
+
+// legacyMirrors matches the deprecated registry.mirrors form, which conflicts with
+// config_path (containerd refuses the combination and kubelet never comes up).
+var legacyMirrors = regexp.MustCompile(`registry\.mirrors|registry\.configs|\.registry\]\s*\n(?s:.*)mirrors`)
+
+// ErrLegacyMirrors is returned for user patches that use registry.mirrors.
+var ErrLegacyMirrors = errors.New(`the kind config uses containerd's legacy "registry.mirrors"/"registry.configs", which cannot be combined with config_path (kubelet fails to start on containerd 2.x nodes): describe extra registries as hosts.toml files under ` + CertsDir + ` instead (see docs/kind.md)`)
+
+// LoadConfig reads a user's kind config (empty path: none) and adds our
+// containerd patch. Unknown fields are errors.
+func LoadConfig(path string) (*v1alpha4.Cluster, error) {
+	cfg := &v1alpha4.Cluster{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read kind config: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(data, cfg); err != nil {
+			return nil, fmt.Errorf("kind config %s: %w", path, err)
+		}
+		if cfg.Kind != "" && cfg.Kind != "Cluster" {
+			return nil, fmt.Errorf("kind config %s: kind is %q, want Cluster", path, cfg.Kind)
+		}
+		if cfg.APIVersion != "" && cfg.APIVersion != "kind.x-k8s.io/v1alpha4" {
+			return nil, fmt.Errorf("kind config %s: apiVersion %q is not supported (use kind.x-k8s.io/v1alpha4)", path, cfg.APIVersion)
+		}
+	}
+	for _, p := range cfg.ContainerdConfigPatches {
+		if legacyMirrors.MatchString(p) {
+			return nil, fmt.Errorf("kind config %s: %w", path, ErrLegacyMirrors)
+		}
+	}
+	cfg.Kind, cfg.APIVersion = "Cluster", "kind.x-k8s.io/v1alpha4"
+	if len(cfg.Nodes) == 0 {
+		cfg.Nodes = []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}}
+	}
+	cfg.ContainerdConfigPatches = append(cfg.ContainerdConfigPatches, ContainerdPatch)
+	v1alpha4.SetDefaultsCluster(cfg)
+	return cfg, nil
+}

@@ -1,0 +1,223 @@
+package registryruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/idpbuilder/idpbuilder/pkg/docker"
+)
+
+// Labels on the registry container.
+const (
+	LabelCluster = "io.idpbuilder.cluster"
+	LabelRole    = "io.idpbuilder.role"
+)
+
+// Endpoint says how the registry is reached from each place that needs it.
+type Endpoint struct {
+	Mode string // "container" or "process"
+	// HostAddr is the address on this machine: localhost:<port>.
+	HostAddr string
+	// NodeURL is the base URL cluster nodes' containerd uses, e.g. http://localdev-registry:5000.
+	NodeURL string
+	// NodeHost is the host:port of NodeURL, a name images may also be referenced by.
+	NodeHost string
+	// ClusterIP and ClusterPort are where in-cluster traffic (the in-cluster name's
+	// Service endpoints) goes.
+	ClusterIP   string
+	ClusterPort int
+}
+
+// ContainerOptions configure the registry container.
+type ContainerOptions struct {
+	// Name of the container, e.g. localdev-registry; also its DNS name on Network.
+	Name string
+	// Cluster the registry serves (a label, for status and cleanup).
+	Cluster string
+	// Network to join (kind's "kind" network).
+	Network string
+	// HostPort is published on 127.0.0.1 only: the registry has no auth by default.
+	HostPort int
+	// DataDir on the host, bind-mounted as the registry's storage.
+	DataDir string
+	// Binary is the idpbuilder executable the image is built from (os.Executable()).
+	Binary string
+}
+
+// Container runs the registry as a Docker container built from our own binary.
+type Container struct {
+	Docker *docker.Client
+	Opts   ContainerOptions
+	// Ready bounds how long Ensure waits for the registry to answer.
+	Ready time.Duration
+}
+
+// Ensure makes the registry container exist, run the current binary, sit on the
+// network and answer; it reuses what is already right and replaces what is not.
+func (c *Container) Ensure(ctx context.Context) (*Endpoint, error) {
+	srv, err := c.Docker.Server(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if srv.OS != "linux" {
+		return nil, fmt.Errorf("%w: the Docker engine runs %s containers", ErrNoLinuxBinary, srv.OS)
+	}
+	img, err := BuildImage(c.Opts.Binary, srv.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.loadImage(ctx, img); err != nil {
+		return nil, err
+	}
+
+	ct, err := c.Docker.InspectContainer(ctx, c.Opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ct != nil && ct.Labels[LabelBinaryDigest] != img.Digest {
+		// Another binary (an upgrade, or a foreign container by that name): replace it.
+		if ct.Labels[LabelRole] != "registry" {
+			return nil, fmt.Errorf("a container named %s exists and was not made by idpbuilder: remove it (docker rm -f %s) or choose another cluster name", c.Opts.Name, c.Opts.Name)
+		}
+		if err := c.Docker.Remove(ctx, c.Opts.Name); err != nil {
+			return nil, fmt.Errorf("replace registry container: %w", err)
+		}
+		ct = nil
+	}
+	if ct == nil {
+		if err := c.run(ctx, img); err != nil {
+			return nil, err
+		}
+	} else if !ct.Running {
+		if err := c.Docker.Start(ctx, c.Opts.Name); err != nil {
+			return nil, fmt.Errorf("start registry container: %w", err)
+		}
+	}
+	if err := c.Docker.ConnectNetwork(ctx, c.Opts.Network, c.Opts.Name); err != nil {
+		return nil, fmt.Errorf("connect registry to network %s: %w", c.Opts.Network, err)
+	}
+	ep, err := c.Endpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, fmt.Sprintf("http://127.0.0.1:%d", c.Opts.HostPort), c.readyTimeout()); err != nil {
+		return nil, fmt.Errorf("registry container %s is not answering: %w\nits last logs:\n%s", c.Opts.Name, err, c.Docker.Logs(ctx, c.Opts.Name, 20))
+	}
+	return ep, nil
+}
+
+func (c *Container) readyTimeout() time.Duration {
+	if c.Ready > 0 {
+		return c.Ready
+	}
+	return 30 * time.Second
+}
+
+// Endpoint describes the running container's addresses.
+func (c *Container) Endpoint(ctx context.Context) (*Endpoint, error) {
+	ct, err := c.Docker.InspectContainer(ctx, c.Opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ct == nil {
+		return nil, fmt.Errorf("registry container %s does not exist", c.Opts.Name)
+	}
+	ip := ct.Networks[c.Opts.Network]
+	if ip == "" {
+		return nil, fmt.Errorf("registry container %s has no address on network %s", c.Opts.Name, c.Opts.Network)
+	}
+	nodeHost := fmt.Sprintf("%s:%d", c.Opts.Name, ContainerPort)
+	return &Endpoint{
+		Mode:        "container",
+		HostAddr:    fmt.Sprintf("localhost:%d", c.Opts.HostPort),
+		NodeURL:     "http://" + nodeHost,
+		NodeHost:    nodeHost,
+		ClusterIP:   ip,
+		ClusterPort: ContainerPort,
+	}, nil
+}
+
+func (c *Container) loadImage(ctx context.Context, img *Image) error {
+	ok, err := c.Docker.ImageExists(ctx, img.Tag)
+	if err != nil || ok {
+		return err
+	}
+	tag, err := name.NewTag(img.Tag)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.Write(tag, img.Image, pw)) }()
+	if err := c.Docker.Load(ctx, pr); err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("load registry image %s: %w", img.Tag, err)
+	}
+	return nil
+}
+
+func (c *Container) run(ctx context.Context, img *Image) error {
+	if err := os.MkdirAll(c.Opts.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create registry data dir: %w", err)
+	}
+	args := []string{
+		"--detach",
+		"--name", c.Opts.Name,
+		"--restart", "unless-stopped",
+		"--network", c.Opts.Network,
+		// Only loopback: the registry accepts pushes without auth.
+		"--publish", fmt.Sprintf("127.0.0.1:%d:%d", c.Opts.HostPort, ContainerPort),
+		"--volume", c.Opts.DataDir + ":" + containerDataDir,
+		// Files in the data dir belong to the user who ran idpbuilder, not root.
+		"--user", fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
+		"--label", LabelRole + "=registry",
+		"--label", LabelCluster + "=" + c.Opts.Cluster,
+		"--label", LabelBinaryDigest + "=" + img.Digest,
+		img.Tag,
+	}
+	if _, err := c.Docker.Run(ctx, args...); err != nil {
+		_ = c.Docker.Remove(ctx, c.Opts.Name) // docker run leaves a created container behind on a port clash
+		if strings.Contains(err.Error(), "port is already allocated") || strings.Contains(err.Error(), "address already in use") {
+			return fmt.Errorf("port %d on 127.0.0.1 is already in use: stop what uses it or choose another port (--registry-port): %w", c.Opts.HostPort, err)
+		}
+		return fmt.Errorf("run registry container: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes the container (the data dir stays).
+func (c *Container) Remove(ctx context.Context) error {
+	return c.Docker.Remove(ctx, c.Opts.Name)
+}
+
+// waitReady polls base+/readyz until it answers 200 or timeout passes.
+func waitReady(ctx context.Context, base string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("readyz answered %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
