@@ -11,6 +11,7 @@ func newRegistryCommand(stdio IO) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newRegistryServeCommand(stdio))
+	cmd.AddCommand(newRegistryServeCommand(stdio), newRegistryStatusCommand(stdio), newRegistryListCommand(stdio),
+		newRegistryStartCommand(stdio), newRegistryStopCommand(stdio), newRegistryPushCommand(stdio))
 	return cmd
 }

@@ -91,7 +91,7 @@ func NewRootCommand(stdio IO) *cobra.Command {
 	root.PersistentFlags().String("config", "", "config file (default $XDG_CONFIG_HOME/idpbuilder/config.yaml if it exists; env IDPBUILDER_CONFIG)")
 	addSettingFlags(root.PersistentFlags(), "log-level", "log-format")
 
-	root.AddCommand(newVersionCommand(stdio), newRegistryCommand(stdio))
+	root.AddCommand(newVersionCommand(stdio), newRegistryCommand(stdio), newCreateCommand(stdio), newDeleteCommand(stdio))
 	return root
 }
 

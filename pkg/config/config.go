@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,21 @@ import (
 type Config struct {
 	Log      Log
 	Registry Registry
+	Cluster  Cluster
+}
+
+// Cluster configures `idpbuilder create` and the commands that find a cluster's registry.
+type Cluster struct {
+	// Name of the kind cluster.
+	Name string
+	// NodeImage overrides kind's default node image.
+	NodeImage string
+	// KindConfig is a kind config file merged with idpbuilder's.
+	KindConfig string
+	// RegistryPort is the registry's port on 127.0.0.1.
+	RegistryPort int
+	// InClusterName is the registry's name for pods.
+	InClusterName string
 }
 
 // Log configures idpbuilder's own structured logs (always on stderr).
@@ -50,6 +66,11 @@ type Registry struct {
 func Default(env func(string) (string, bool)) Config {
 	return Config{
 		Log: Log{Level: "info", Format: "text"},
+		Cluster: Cluster{
+			Name:          "localdev",
+			RegistryPort:  5001,
+			InClusterName: "registry.local",
+		},
 		Registry: Registry{
 			Addr:            "127.0.0.1:5001",
 			DataDir:         filepath.Join(StateDir(env), "registry"),
@@ -129,8 +150,20 @@ func (c *Config) Validate() error {
 	if c.Registry.UploadPurgeAge < time.Minute {
 		bad("registry.uploadPurgeAge", "must be at least 1m, got %s (uploads younger than this are never purged)", c.Registry.UploadPurgeAge)
 	}
+	if !clusterNameRE.MatchString(c.Cluster.Name) {
+		bad("cluster.name", "%q is not a valid cluster name (lower-case letters, digits, '.' and '-', starting with a letter or digit)", c.Cluster.Name)
+	}
+	if c.Cluster.RegistryPort < 1 || c.Cluster.RegistryPort > 65535 {
+		bad("cluster.registryPort", "%d is not a port (1-65535)", c.Cluster.RegistryPort)
+	}
+	if !validHostname(c.Cluster.InClusterName) {
+		bad("cluster.inClusterName", "%q is not a host name", c.Cluster.InClusterName)
+	}
 	return errors.Join(errs...)
 }
+
+// clusterNameRE is kind's rule for cluster names (they become container names).
+var clusterNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,48}$`)
 
 func validateAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)

@@ -116,6 +116,9 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad duration flag", flags: map[string]string{"shutdown-timeout": "10"}, wantErr: []string{"flag --shutdown-timeout", `"10" is not a duration`}},
 		{name: "purge age too small", flags: map[string]string{"upload-purge-age": "1s"}, wantErr: []string{"registry.uploadPurgeAge", "at least 1m"}},
 		{name: "empty data dir", env: map[string]string{"IDPBUILDER_DATA_DIR": " "}, wantErr: []string{"env IDPBUILDER_DATA_DIR", "must not be empty"}},
+		{name: "bad cluster name", flags: map[string]string{"name": "My_Cluster"}, wantErr: []string{"flag --name", "not a valid cluster name"}},
+		{name: "bad registry port", env: map[string]string{"IDPBUILDER_REGISTRY_PORT": "0"}, wantErr: []string{"env IDPBUILDER_REGISTRY_PORT", "not a port"}},
+		{name: "bad in-cluster name", file: "cluster:\n  inClusterName: reg_istry\n", wantErr: []string{"cluster.inClusterName", "not a host name"}},
 		{name: "several errors reported together", flags: map[string]string{"addr": "x", "log-format": "xml"}, wantErr: []string{"flag --addr", "flag --log-format"}},
 	}
 	for _, tt := range tests {
@@ -149,6 +152,7 @@ func TestEnvNames(t *testing.T) {
 	assert.Equal(t, "IDPBUILDER_DATA_DIR", got["data-dir"])
 	assert.Equal(t, "IDPBUILDER_ADDR", got["addr"])
 	assert.Equal(t, "IDPBUILDER_LOG_LEVEL", got["log-level"])
+	assert.Equal(t, "IDPBUILDER_NODE_IMAGE", got["node-image"])
 }
 
 func TestRelativeDataDirBecomesAbsolute(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -95,6 +96,61 @@ func Settings() []Setting {
 			Key: "registry.uploadPurgeAge", Flag: "upload-purge-age", Usage: "delete abandoned uploads older than this",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.UploadPurgeAge }),
 			get: func(c *Config) string { return c.Registry.UploadPurgeAge.String() },
+		},
+		{
+			Key: "cluster.name", Flag: "name", Usage: "kind cluster name",
+			set: func(c *Config, v string) error {
+				if !clusterNameRE.MatchString(v) {
+					return fmt.Errorf("%q is not a valid cluster name (lower-case letters, digits, '.' and '-')", v)
+				}
+				c.Cluster.Name = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Cluster.Name },
+		},
+		{
+			Key: "cluster.nodeImage", Flag: "node-image", Usage: "kind node image (default: kind's)",
+			set: func(c *Config, v string) error { c.Cluster.NodeImage = strings.TrimSpace(v); return nil },
+			get: func(c *Config) string { return c.Cluster.NodeImage },
+		},
+		{
+			Key: "cluster.kindConfig", Flag: "kind-config", Usage: "kind config file to merge with idpbuilder's",
+			set: func(c *Config, v string) error {
+				if v == "" {
+					c.Cluster.KindConfig = ""
+					return nil
+				}
+				abs, err := filepath.Abs(v)
+				if err != nil {
+					return err
+				}
+				c.Cluster.KindConfig = abs
+				return nil
+			},
+			get: func(c *Config) string { return c.Cluster.KindConfig },
+		},
+		{
+			Key: "cluster.registryPort", Flag: "registry-port", Usage: "registry port on 127.0.0.1",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil || n < 1 || n > 65535 {
+					return fmt.Errorf("%q is not a port (1-65535)", v)
+				}
+				c.Cluster.RegistryPort = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.Cluster.RegistryPort) },
+		},
+		{
+			Key: "cluster.inClusterName", Flag: "in-cluster-name", Usage: "registry host name for pods (port 5000)",
+			set: func(c *Config, v string) error {
+				if !validHostname(v) {
+					return fmt.Errorf("%q is not a host name", v)
+				}
+				c.Cluster.InClusterName = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Cluster.InClusterName },
 		},
 	}
 }

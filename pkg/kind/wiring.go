@@ -206,3 +206,71 @@ func setCoreDNSHost(ctx context.Context, cp nodes.Node, name, ip string) error {
 	}
 	return nil
 }
+
+// NodeWiring is what one node has of the registry wiring.
+type NodeWiring struct {
+	Node string `json:"node"`
+	// HostsTOML maps each registry name to "ok", "missing" or "stale".
+	HostsTOML map[string]string `json:"hostsToml"`
+}
+
+// WiringStatus is what the cluster has of the registry wiring.
+type WiringStatus struct {
+	Nodes []NodeWiring `json:"nodes"`
+	// LocalRegistryHosting is "ok", "missing" or "stale".
+	LocalRegistryHosting string `json:"localRegistryHosting"`
+}
+
+// OK reports whether everything is in place and current.
+func (w WiringStatus) OK() bool {
+	if w.LocalRegistryHosting != "ok" || len(w.Nodes) == 0 {
+		return false
+	}
+	for _, n := range w.Nodes {
+		for _, s := range n.HostsTOML {
+			if s != "ok" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Wiring inspects the nodes and the cluster objects.
+func (c *Cluster) Wiring(ctx context.Context, r Registry) (WiringStatus, error) {
+	var ws WiringStatus
+	ns, err := c.Nodes()
+	if err != nil {
+		return ws, err
+	}
+	want := r.HostsTOML()
+	for _, n := range ns {
+		nw := NodeWiring{Node: n.String(), HostsTOML: map[string]string{}}
+		for _, name := range r.Names() {
+			got, err := nodeOutput(ctx, n, nil, "cat", CertsDir+"/"+name+"/hosts.toml")
+			switch {
+			case err != nil:
+				nw.HostsTOML[name] = "missing"
+			case got != want:
+				nw.HostsTOML[name] = "stale"
+			default:
+				nw.HostsTOML[name] = "ok"
+			}
+		}
+		ws.Nodes = append(ws.Nodes, nw)
+	}
+	cp, err := c.ControlPlane()
+	if err != nil {
+		return ws, err
+	}
+	got, err := kubectl(ctx, cp, nil, "-n", "kube-public", "get", "configmap", "local-registry-hosting", "-o", `jsonpath={.data.localRegistryHosting\.v1}`)
+	switch {
+	case err != nil:
+		ws.LocalRegistryHosting = "missing"
+	case got != r.LocalRegistryHosting():
+		ws.LocalRegistryHosting = "stale"
+	default:
+		ws.LocalRegistryHosting = "ok"
+	}
+	return ws, nil
+}

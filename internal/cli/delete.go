@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/idpbuilder/idpbuilder/pkg/kind"
+)
+
+func newDeleteCommand(stdio IO) *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete the Kind cluster and its registry container (images are kept unless --purge)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, stdio)
+			if err != nil {
+				return err
+			}
+			newLogger(cfg.Log, stdio.Err)
+			ctx := cmd.Context()
+			name := cfg.Cluster.Name
+			rt, err := registryContainer(stdio, cfg)
+			if err != nil {
+				return err
+			}
+			if _, err := rt.Docker.Server(ctx); err != nil {
+				return err
+			}
+			cl, err := kind.New(name, &kindLogger{w: stdio.Err})
+			if err != nil {
+				return err
+			}
+			step(stdio.Err, "Deleting cluster %q", name)
+			if err := cl.Delete(); err != nil {
+				return err
+			}
+			step(stdio.Err, "Removing registry container %s", rt.Opts.Name)
+			if err := rt.Remove(ctx); err != nil {
+				return err
+			}
+			if purge {
+				step(stdio.Err, "Removing registry data %s", rt.Opts.DataDir)
+				if err := os.RemoveAll(rt.Opts.DataDir); err != nil {
+					return fmt.Errorf("remove registry data: %w", err)
+				}
+				fmt.Fprintf(stdio.Out, "Deleted cluster %q and its registry data.\n", name)
+				return nil
+			}
+			fmt.Fprintf(stdio.Out, "Deleted cluster %q. Its images are kept in %s for the next `idpbuilder create --name %s` (delete --purge removes them).\n", name, rt.Opts.DataDir, name)
+			return nil
+		},
+	}
+	addSettingFlags(cmd.Flags(), "name")
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the registry's images")
+	return cmd
+}

@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/idpbuilder/idpbuilder/pkg/config"
+	"github.com/idpbuilder/idpbuilder/pkg/kind"
+	"github.com/idpbuilder/idpbuilder/pkg/registryclient"
+	"github.com/idpbuilder/idpbuilder/pkg/registryruntime"
+)
+
+// registryStatus is what `registry status` reports.
+type registryStatus struct {
+	Cluster      string             `json:"cluster"`
+	Mode         string             `json:"mode"`
+	Container    string             `json:"container"`
+	State        string             `json:"state"` // running, exited, ..., or missing
+	RestartCount int                `json:"restartCount"`
+	Address      string             `json:"address"`
+	Health       string             `json:"health"` // ok, or what is wrong
+	DataDir      string             `json:"dataDir"`
+	StorageBytes int64              `json:"storageBytes"`
+	Repositories int                `json:"repositories"`
+	Tags         int                `json:"tags"`
+	Wiring       *kind.WiringStatus `json:"wiring,omitempty"`
+	WiringError  string             `json:"wiringError,omitempty"`
+}
+
+func (s registryStatus) healthy() bool {
+	return s.State == "running" && s.Health == "ok" && s.Wiring != nil && s.Wiring.OK()
+}
+
+func newRegistryStatusCommand(stdio IO) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster registry's state, health, storage, images and cluster wiring",
+		Long: "Show the registry that `idpbuilder create` runs for a cluster. Exits 1 when the registry\n" +
+			"is not running, not healthy or not fully wired into the cluster (repair: idpbuilder create).",
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutputFormat(output); err != nil {
+				return err
+			}
+			cfg, err := loadConfig(cmd, stdio)
+			if err != nil {
+				return err
+			}
+			newLogger(cfg.Log, stdio.Err)
+			st, err := collectStatus(cmd.Context(), stdio, cfg)
+			if err != nil {
+				return err
+			}
+			if err := printOutput(stdio.Out, output, st, func(tw *tabwriter.Writer) { statusTable(tw, st) }); err != nil {
+				return err
+			}
+			if !st.healthy() {
+				return errors.New("the registry is not healthy (see above); `idpbuilder create` repairs it")
+			}
+			return nil
+		},
+	}
+	addSettingFlags(cmd.Flags(), "name", "registry-port", "in-cluster-name")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registryStatus, error) {
+	rt, err := registryContainer(stdio, cfg)
+	if err != nil {
+		return registryStatus{}, err
+	}
+	if _, err := rt.Docker.Server(ctx); err != nil {
+		return registryStatus{}, err
+	}
+	st := registryStatus{
+		Cluster: cfg.Cluster.Name, Mode: "container", Container: rt.Opts.Name,
+		Address: fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort), DataDir: rt.Opts.DataDir,
+	}
+	st.StorageBytes = dirSize(rt.Opts.DataDir)
+
+	ct, err := rt.Docker.InspectContainer(ctx, rt.Opts.Name)
+	if err != nil {
+		return st, err
+	}
+	if ct == nil {
+		st.State, st.Health = "missing", "no registry container (run `idpbuilder create`)"
+		return st, nil
+	}
+	st.State, st.RestartCount = ct.Status, ct.RestartCount
+	if !ct.Running {
+		st.Health = "not running (start it: `idpbuilder registry start`)"
+	} else {
+		st.Health = probeHealth(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", cfg.Cluster.RegistryPort))
+	}
+	if st.Health == "ok" {
+		entries, err := registryclient.New(st.Address).List(ctx, "")
+		if err != nil {
+			st.Health = "catalog: " + err.Error()
+		}
+		repos := map[string]bool{}
+		for _, e := range entries {
+			repos[e.Repository] = true
+		}
+		st.Repositories, st.Tags = len(repos), len(entries)
+	}
+
+	cl, err := kind.New(cfg.Cluster.Name, &kindLogger{w: stdio.Err})
+	if err != nil {
+		st.WiringError = err.Error()
+		return st, nil
+	}
+	if ok, err := cl.Exists(); err != nil || !ok {
+		st.WiringError = fmt.Sprintf("cluster %q does not exist", cfg.Cluster.Name)
+		return st, nil
+	}
+	ep, err := rt.Endpoint(ctx)
+	if err != nil {
+		st.WiringError = err.Error()
+		return st, nil
+	}
+	ws, err := cl.Wiring(ctx, clusterRegistry(ep, cfg))
+	if err != nil {
+		st.WiringError = err.Error()
+		return st, nil
+	}
+	st.Wiring = &ws
+	return st, nil
+}
+
+func clusterRegistry(ep *registryruntime.Endpoint, cfg config.Config) kind.Registry {
+	return kind.Registry{
+		HostAddr: ep.HostAddr, NodeURL: ep.NodeURL, NodeHost: ep.NodeHost,
+		ClusterIP: ep.ClusterIP, ClusterPort: ep.ClusterPort,
+		InClusterName: cfg.Cluster.InClusterName, Help: helpURL,
+	}
+}
+
+func probeHealth(ctx context.Context, url string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "readyz: " + resp.Status
+	}
+	return "ok"
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func statusTable(tw *tabwriter.Writer, st registryStatus) {
+	fmt.Fprintf(tw, "Cluster:\t%s\n", st.Cluster)
+	fmt.Fprintf(tw, "Mode:\t%s (%s)\n", st.Mode, st.Container)
+	fmt.Fprintf(tw, "State:\t%s (restarts: %d)\n", st.State, st.RestartCount)
+	fmt.Fprintf(tw, "Address:\t%s\n", st.Address)
+	fmt.Fprintf(tw, "Health:\t%s\n", st.Health)
+	fmt.Fprintf(tw, "Storage:\t%s in %s\n", humanBytes(st.StorageBytes), st.DataDir)
+	fmt.Fprintf(tw, "Images:\t%d repositories, %d tags\n", st.Repositories, st.Tags)
+	switch {
+	case st.Wiring != nil:
+		fmt.Fprintf(tw, "Wiring:\tlocal-registry-hosting %s\n", st.Wiring.LocalRegistryHosting)
+		for _, n := range st.Wiring.Nodes {
+			var parts []string
+			for name, s := range n.HostsTOML {
+				parts = append(parts, name+" "+s)
+			}
+			fmt.Fprintf(tw, "\tnode %s: hosts.toml %s\n", n.Node, strings.Join(sortedStrings(parts), ", "))
+		}
+	default:
+		fmt.Fprintf(tw, "Wiring:\t%s\n", st.WiringError)
+	}
+}
+
+func newRegistryListCommand(stdio IO) *cobra.Command {
+	var output, addr string
+	cmd := &cobra.Command{
+		Use:   "list [REPOSITORY]",
+		Short: "List repositories and tags with digests, sizes and platforms",
+		Example: "  idpbuilder registry list\n" +
+			"  idpbuilder registry list myapp -o json\n" +
+			"  idpbuilder registry list --registry-addr 127.0.0.1:5001   # a `registry serve` elsewhere",
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutputFormat(output); err != nil {
+				return err
+			}
+			cfg, err := loadConfig(cmd, stdio)
+			if err != nil {
+				return err
+			}
+			newLogger(cfg.Log, stdio.Err)
+			if addr == "" {
+				addr = fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
+			}
+			repo := ""
+			if len(args) == 1 {
+				repo = args[0]
+			}
+			entries, err := registryclient.New(addr).List(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			if entries == nil {
+				entries = []registryclient.Entry{}
+			}
+			return printOutput(stdio.Out, output, entries, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tSIZE\tPLATFORMS")
+				for _, e := range entries {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Repository, e.Tag, e.Digest, humanBytes(e.Size), strings.Join(e.Platforms, ","))
+				}
+			})
+		},
+	}
+	addSettingFlags(cmd.Flags(), "registry-port")
+	cmd.Flags().StringVar(&addr, "registry-addr", "", "registry host:port (default localhost:<registry-port>)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+func newRegistryStartCommand(stdio IO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start (or repair) the cluster's registry container",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, stdio)
+			if err != nil {
+				return err
+			}
+			newLogger(cfg.Log, stdio.Err)
+			rt, err := registryContainer(stdio, cfg)
+			if err != nil {
+				return err
+			}
+			ok, err := rt.Docker.NetworkExists(cmd.Context(), kind.Network)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("docker network %q does not exist: create the cluster first (`idpbuilder create --name %s`)", kind.Network, cfg.Cluster.Name)
+			}
+			ep, err := rt.Ensure(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Out, "Registry %s is running at %s\n", rt.Opts.Name, ep.HostAddr)
+			return nil
+		},
+	}
+	addSettingFlags(cmd.Flags(), "name", "registry-port")
+	return cmd
+}
+
+func newRegistryStopCommand(stdio IO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the cluster's registry container (images are kept)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, stdio)
+			if err != nil {
+				return err
+			}
+			newLogger(cfg.Log, stdio.Err)
+			rt, err := registryContainer(stdio, cfg)
+			if err != nil {
+				return err
+			}
+			ct, err := rt.Docker.InspectContainer(cmd.Context(), rt.Opts.Name)
+			if err != nil {
+				return err
+			}
+			if ct == nil {
+				return fmt.Errorf("no registry container %s (nothing to stop)", rt.Opts.Name)
+			}
+			// 30 s: the registry's own graceful shutdown bound.
+			if err := rt.Docker.Stop(cmd.Context(), rt.Opts.Name, 35); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Out, "Registry %s stopped; `idpbuilder registry start` starts it again.\n", rt.Opts.Name)
+			return nil
+		},
+	}
+	addSettingFlags(cmd.Flags(), "name")
+	return cmd
+}
