@@ -173,4 +173,3 @@ func IsLayout(path string) bool {
 	_, err := os.Stat(filepath.Join(path, "oci-layout"))
 	return err == nil
 }
-
