@@ -17,40 +17,34 @@ import (
 
 const helloMessage = "hello from an idpbuilder e2e image"
 
-// helloTarball builds a static Go binary that prints helloMessage and packs it as
-// /hello in a tarball for `docker import` (no base image, nothing from Docker Hub).
+// helloTarball builds testdata/e2eapp (static) and packs it as /e2eapp in a
+// tarball for `docker import`: no base image, nothing from Docker Hub.
 var helloTarball = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "idpbuilder-e2e-hello-")
+	dir, err := os.MkdirTemp("", "idpbuilder-e2e-app-")
 	if err != nil {
 		return "", err
 	}
-	src := fmt.Sprintf("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(%q) }\n", helloMessage)
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644); err != nil {
-		return "", err
-	}
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "hello", ".")
-	build.Dir = dir
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=-mod=mod")
+	bin := filepath.Join(dir, "e2eapp")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./test/e2e/testdata/e2eapp")
+	build.Dir = moduleRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build hello: %v\n%s", err, out)
+		return "", fmt.Errorf("build e2eapp: %v\n%s", err, out)
 	}
-	bin, err := os.ReadFile(filepath.Join(dir, "hello"))
+	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", err
 	}
-	tarPath := filepath.Join(dir, "hello.tar")
+	tarPath := filepath.Join(dir, "e2eapp.tar")
 	f, err := os.Create(tarPath)
 	if err != nil {
 		return "", err
 	}
 	tw := tar.NewWriter(f)
-	if err := tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Unix(0, 0)}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: "e2eapp", Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
 		return "", err
 	}
-	if _, err := tw.Write(bin); err != nil {
+	if _, err := tw.Write(data); err != nil {
 		return "", err
 	}
 	if err := tw.Close(); err != nil {
@@ -59,14 +53,14 @@ var helloTarball = sync.OnceValues(func() (string, error) {
 	return tarPath, f.Close()
 })
 
-// importHello imports the hello tarball into the Docker engine as tag.
+// importHello imports the e2eapp tarball into the Docker engine as tag.
 func importHello(t *testing.T, tag string) {
 	t.Helper()
 	tarPath, err := helloTarball()
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCmd(t, 2*time.Minute, "docker", "import", "--change", `ENTRYPOINT ["/hello"]`, tarPath, tag)
+	runCmd(t, 2*time.Minute, "docker", "import", "--change", `ENTRYPOINT ["/e2eapp"]`, tarPath, tag)
 	t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", tag) })
 }
 

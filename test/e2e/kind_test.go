@@ -1,0 +1,343 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"sigs.k8s.io/yaml"
+)
+
+// defaultNodeImage is what ../shared/kind-node/build-node-image.sh builds; on a
+// machine with internet, IDPBUILDER_NODE_IMAGE=kindest/node:... works instead.
+const defaultNodeImage = "kind-offline/node:v1.34.4"
+
+// kindHarness runs idpbuilder against real Kind clusters.
+type kindHarness struct {
+	t         *testing.T
+	name      string
+	port      int
+	env       []string
+	nodeImage string
+}
+
+func newKindHarness(t *testing.T, name string) *kindHarness {
+	t.Helper()
+	requireTool(t, "docker")
+	shared := filepath.Join(moduleRoot, "..", "shared", "kind-node")
+	nodeImage := os.Getenv("IDPBUILDER_NODE_IMAGE")
+	if nodeImage == "" {
+		nodeImage = defaultNodeImage
+	}
+	if _, err := tryCmd(time.Minute, "docker", "image", "inspect", nodeImage); err != nil {
+		script := filepath.Join(shared, "build-node-image.sh")
+		if _, serr := os.Stat(script); serr != nil {
+			t.Fatalf("node image %s is missing and %s is not there to build it: set IDPBUILDER_NODE_IMAGE", nodeImage, script)
+		}
+		t.Logf("building node image %s with %s (about 20 minutes cold)", nodeImage, script)
+		cmd := exec.Command("bash", script)
+		cmd.Env = append(os.Environ(), "IMAGE="+nodeImage)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build node image: %v\n%s", err, lastLines(string(out), 40))
+		}
+	}
+	path := os.Getenv("PATH")
+	// Where `docker run --privileged` cannot work (no CAP_SYS_RESOURCE here), kind
+	// needs the shim as its docker.
+	if shim := filepath.Join(shared, "docker-shim"); fileExists(shim) {
+		dir := t.TempDir()
+		if err := os.Symlink(shim, filepath.Join(dir, "docker")); err != nil {
+			t.Fatal(err)
+		}
+		path = dir + string(os.PathListSeparator) + path
+	}
+	home := t.TempDir() // the state dir (registry data) lives here across delete/create
+	h := &kindHarness{
+		t: t, name: name, port: freePort(t), nodeImage: nodeImage,
+		env: append(os.Environ(),
+			"HOME="+home, "PATH="+path, "IDPBUILDER_NODE_IMAGE="+nodeImage,
+		),
+	}
+	// Every command finds the cluster and its registry through the environment.
+	h.env = append(h.env, "IDPBUILDER_NAME="+name, fmt.Sprintf("IDPBUILDER_REGISTRY_PORT=%d", h.port),
+		"KUBECONFIG="+filepath.Join(home, "kubeconfig"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _, _ := h.run("registry", "status")
+			t.Logf("registry status at failure:\n%s", out)
+		}
+		if _, errOut, code := h.run("delete", "--purge"); code != 0 {
+			t.Errorf("delete --purge exited %d: %s", code, errOut)
+		}
+	})
+	return h
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// run runs idpbuilder in the harness environment.
+func (h *kindHarness) run(args ...string) (string, string, int) {
+	h.t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = h.env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatalf("run idpbuilder: %v", err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func (h *kindHarness) mustRun(args ...string) string {
+	h.t.Helper()
+	out, errOut, code := h.run(args...)
+	if code != 0 {
+		h.t.Fatalf("idpbuilder %s exited %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (h *kindHarness) node() string { return h.name + "-control-plane" }
+
+// kubectl runs kubectl in the control-plane node.
+func (h *kindHarness) kubectl(stdin string, args ...string) (string, error) {
+	full := append([]string{"exec", "-i", h.node(), "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)
+	cmd := exec.Command("docker", full...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, ee.Stderr)
+		}
+		return string(out), err
+	}
+	return string(out), nil
+}
+
+func (h *kindHarness) mustKubectl(stdin string, args ...string) string {
+	h.t.Helper()
+	out, err := h.kubectl(stdin, args...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// deploy runs image in a Deployment and waits until its pod runs; it returns the
+// pod's imageID.
+func (h *kindHarness) deploy(app, image string) string {
+	h.t.Helper()
+	manifest := map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": app, "namespace": "default"},
+		"spec": map[string]any{
+			"replicas": 1,
+			"selector": map[string]any{"matchLabels": map[string]string{"app": app}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]string{"app": app}},
+				"spec": map[string]any{
+					"terminationGracePeriodSeconds": 1,
+					"containers": []any{map[string]any{
+						"name": app, "image": image, "args": []string{"sleep"}, "imagePullPolicy": "Always",
+					}},
+				},
+			},
+		},
+	}
+	b, _ := json.Marshal(manifest)
+	h.mustKubectl(string(b), "apply", "-f", "-")
+	if _, err := h.kubectl("", "rollout", "status", "deployment/"+app, "--timeout=180s"); err != nil {
+		desc, _ := h.kubectl("", "describe", "pods", "-l", "app="+app)
+		h.t.Fatalf("deployment %s (%s) did not become ready: %v\n%s", app, image, err, lastLines(desc, 40))
+	}
+	var phase, imageID string
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		out := h.mustKubectl("", "get", "pods", "-l", "app="+app, "--field-selector=status.phase=Running",
+			"-o", "jsonpath={.items[0].status.phase} {.items[0].status.containerStatuses[0].imageID}")
+		if f := strings.Fields(out); len(f) == 2 {
+			phase, imageID = f[0], f[1]
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if phase != "Running" {
+		h.t.Fatalf("no Running pod for %s", app)
+	}
+	return imageID
+}
+
+// TestKindCluster is the product promise end to end on a real Kind cluster:
+// create, docker push, a Deployment runs the image; pods push to the in-cluster
+// name; the KEP-1755 ConfigMap; images survive delete + create; a stopped or
+// killed registry is reported and restarted; multi-platform push and list.
+func TestKindCluster(t *testing.T) {
+	h := newKindHarness(t, "idpb-e2e")
+	reg := fmt.Sprintf("localhost:%d", h.port)
+
+	start := time.Now()
+	out := h.mustRun("create")
+	t.Logf("create took %s", time.Since(start).Round(time.Second))
+	for _, want := range []string{"docker push " + reg + "/myapp:v1", "registry.local:5000/IMAGE", "kubectl run myapp --image=" + reg + "/myapp:v1"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("create output lacks %q:\n%s", want, out)
+		}
+	}
+
+	ok := t.Run("configmap", func(t *testing.T) {
+		raw := h.mustKubectl("", "-n", "kube-public", "get", "configmap", "local-registry-hosting", "-o", `jsonpath={.data.localRegistryHosting\.v1}`)
+		var doc map[string]string
+		if err := yaml.UnmarshalStrict([]byte(raw), &doc); err != nil {
+			t.Fatalf("localRegistryHosting.v1 is not YAML: %v\n%s", err, raw)
+		}
+		want := map[string]string{
+			"host":                     reg,
+			"hostFromContainerRuntime": h.name + "-registry:5000",
+			"hostFromClusterNetwork":   "registry.local:5000",
+			"help":                     "https://github.com/idpbuilder/idpbuilder/blob/main/docs/kind.md",
+		}
+		for k, v := range want {
+			if doc[k] != v {
+				t.Errorf("%s = %q, want %q", k, doc[k], v)
+			}
+		}
+		if len(doc) != len(want) {
+			t.Errorf("unexpected fields: %v", doc)
+		}
+	})
+
+	var pushed string
+	ok = ok && t.Run("docker push, deployment runs it", func(t *testing.T) {
+		importHello(t, "idpbuilder-e2e/kindapp:v1")
+		ref := reg + "/e2e/kindapp:v1"
+		runCmd(t, time.Minute, "docker", "tag", "idpbuilder-e2e/kindapp:v1", ref)
+		t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", ref) })
+		m := pushDigestRE.FindStringSubmatch(runCmd(t, 5*time.Minute, "docker", "push", ref))
+		if m == nil {
+			t.Fatal("no digest from docker push")
+		}
+		pushed = m[1]
+		imageID := h.deploy("kindapp", ref)
+		if !strings.HasSuffix(imageID, "@"+pushed) {
+			t.Fatalf("pod imageID %s, pushed %s", imageID, pushed)
+		}
+	})
+
+	ok = ok && t.Run("pod pushes to the in-cluster name, another pod runs it", func(t *testing.T) {
+		job := map[string]any{
+			"apiVersion": "batch/v1", "kind": "Job",
+			"metadata": map[string]any{"name": "pusher", "namespace": "default"},
+			"spec": map[string]any{
+				"backoffLimit": 2,
+				"template": map[string]any{"spec": map[string]any{
+					"restartPolicy": "Never",
+					"containers": []any{map[string]any{
+						"name": "pusher", "image": reg + "/e2e/kindapp:v1",
+						"args": []string{"push", "registry.local:5000/e2e/built-in-cluster:v1"},
+					}},
+				}},
+			},
+		}
+		b, _ := json.Marshal(job)
+		h.mustKubectl(string(b), "apply", "-f", "-")
+		if _, err := h.kubectl("", "wait", "--for=condition=complete", "job/pusher", "--timeout=240s"); err != nil {
+			logs, _ := h.kubectl("", "logs", "job/pusher")
+			t.Fatalf("pusher job: %v\nlogs:\n%s", err, logs)
+		}
+		digest := strings.TrimSpace(h.mustKubectl("", "logs", "job/pusher"))
+		if !strings.HasPrefix(digest, "sha256:") {
+			t.Fatalf("pusher printed %q", digest)
+		}
+		// The registry has it under the name the pod used.
+		if got, err := crane.Digest(reg+"/e2e/built-in-cluster:v1", crane.Insecure); err != nil || got != digest {
+			t.Fatalf("registry has %s (%v), pod pushed %s", got, err, digest)
+		}
+		imageID := h.deploy("built", "registry.local:5000/e2e/built-in-cluster:v1")
+		if !strings.HasSuffix(imageID, "@"+digest) {
+			t.Fatalf("pod imageID %s, want digest %s", imageID, digest)
+		}
+	})
+
+	ok = ok && t.Run("create again reconciles", func(t *testing.T) {
+		h.mustRun("create")
+		out := h.mustRun("registry", "status", "-o", "json")
+		var st struct {
+			State  string
+			Health string
+			Tags   int
+			Wiring struct{ LocalRegistryHosting string }
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.State != "running" || st.Health != "ok" || st.Tags < 2 || st.Wiring.LocalRegistryHosting != "ok" {
+			t.Fatalf("status: %s", out)
+		}
+	})
+
+	ok = ok && t.Run("docker kill: status reports it, start restores it with its data", func(t *testing.T) {
+		runCmd(t, time.Minute, "docker", "kill", h.name+"-registry")
+		out, _, code := h.run("registry", "status", "-o", "json")
+		if code != 1 || !strings.Contains(out, `"state": "exited"`) {
+			t.Fatalf("status after docker kill: exit %d\n%s", code, out)
+		}
+		h.mustRun("registry", "start")
+		if _, _, code := h.run("registry", "status"); code != 0 {
+			t.Fatalf("status after start: exit %d", code)
+		}
+		if got, err := crane.Digest(reg+"/e2e/kindapp:v1", crane.Insecure); err != nil || got != pushed {
+			t.Fatalf("after restart: %s, %v; want %s", got, err, pushed)
+		}
+	})
+
+	ok = ok && t.Run("delete and create keep the images", func(t *testing.T) {
+		h.mustRun("delete")
+		h.mustRun("create")
+		imageID := h.deploy("again", reg+"/e2e/kindapp:v1")
+		if !strings.HasSuffix(imageID, "@"+pushed) {
+			t.Fatalf("after recreate the pod runs %s, want %s", imageID, pushed)
+		}
+	})
+
+	_ = ok && t.Run("registry push of a two-platform layout, list shows both", func(t *testing.T) {
+		idx := multiArchIndex(t)
+		dir := filepath.Join(t.TempDir(), "layout")
+		p, err := layout.Write(dir, empty.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.AppendIndex(idx); err != nil {
+			t.Fatal(err)
+		}
+		h.mustRun("registry", "push", dir, "multi/arch:v1")
+		out := h.mustRun("registry", "list", "multi/arch")
+		if !strings.Contains(out, "linux/amd64,linux/arm64") {
+			t.Fatalf("list:\n%s", out)
+		}
+	})
+}
