@@ -170,3 +170,36 @@ func TestPushHost(t *testing.T) {
 		assert.Equal(t, want, pushHost(in), in)
 	}
 }
+
+func TestCreateRejectsLegacyMirrors(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "kind.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+containerdConfigPatches:
+- |-
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost:5001"]
+    endpoint = ["http://kind-registry:5000"]
+`), 0o600))
+	code, out, errOut := run(t, context.Background(), nil, "create", "--kind-config", cfg)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errOut.String(), "legacy")
+	assert.Empty(t, out.String())
+}
+
+func TestOutputFormatsAreChecked(t *testing.T) {
+	for _, args := range [][]string{{"registry", "status", "-o", "xml"}, {"registry", "list", "-o", "csv"}} {
+		code, _, errOut := run(t, context.Background(), nil, args...)
+		assert.Equal(t, ExitUsage, code, args)
+		assert.Contains(t, errOut.String(), "unknown output format")
+	}
+}
+
+func TestHumanBytesAndProgressBar(t *testing.T) {
+	tests := map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"}
+	for in, want := range tests {
+		assert.Equal(t, want, humanBytes(in))
+	}
+	assert.Equal(t, "[=====     ]  50% 512 B/1.0 KiB", progressBar(512, 1024, 10))
+	assert.Equal(t, "[==========] 100% 1.0 KiB/1.0 KiB", progressBar(1024, 1024, 10))
+	assert.Equal(t, "[          ]", progressBar(0, 0, 10))
+}

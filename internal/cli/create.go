@@ -78,13 +78,13 @@ func registryContainer(stdio IO, cfg config.Config) (*registryruntime.Container,
 
 func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, recreate bool) error {
 	cc := cfg.Cluster
-	d := &docker.Client{}
-	if _, err := d.Server(ctx); err != nil {
-		return err
-	}
 	kindCfg, err := kind.LoadConfig(cc.KindConfig)
 	if err != nil {
 		return Usage(err)
+	}
+	d := &docker.Client{}
+	if _, err := d.Server(ctx); err != nil {
+		return err
 	}
 	cl, err := kind.New(cc.Name, &kindLogger{w: stdio.Err})
 	if err != nil {
