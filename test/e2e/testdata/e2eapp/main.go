@@ -104,4 +104,3 @@ func pushSelf(refStr string) (string, error) {
 	}
 	return "", lastErr
 }
-
