@@ -27,7 +27,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 			return runRegistryServe(cmd, stdio)
 		},
 	}
-	addSettingFlags(cmd.Flags(), "addr", "data-dir", "shutdown-timeout", "upload-purge-age")
+	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age")
 	return cmd
 }
 
@@ -46,6 +46,7 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	reg := registry.New(registry.Options{
 		Listener:       ln,
+		ExtraAddrs:     cfg.Registry.ExtraAddrs,
 		DataDir:        cfg.Registry.DataDir,
 		UploadPurgeAge: cfg.Registry.UploadPurgeAge,
 		Logger:         logger,

@@ -53,6 +53,8 @@ type Log struct {
 type Registry struct {
 	// Addr is the host:port the registry listens on. Port 0 picks a free port.
 	Addr string
+	// ExtraAddrs are more host:port addresses to serve on (e.g. a Docker network gateway).
+	ExtraAddrs []string
 	// DataDir is where images are stored (filesystem storage driver).
 	DataDir string
 	// ShutdownTimeout bounds how long in-flight requests may run after a stop signal.

@@ -73,6 +73,24 @@ func Settings() []Setting {
 			get: func(c *Config) string { return c.Registry.Addr },
 		},
 		{
+			Key: "registry.extraAddrs", Flag: "extra-addrs", Usage: "more addresses to listen on, comma-separated (host:port,...)",
+			set: func(c *Config, v string) error {
+				var addrs []string
+				for _, a := range strings.Split(v, ",") {
+					if a = strings.TrimSpace(a); a == "" {
+						continue
+					}
+					if err := validateAddr(a); err != nil {
+						return err
+					}
+					addrs = append(addrs, a)
+				}
+				c.Registry.ExtraAddrs = addrs
+				return nil
+			},
+			get: func(c *Config) string { return strings.Join(c.Registry.ExtraAddrs, ",") },
+		},
+		{
 			Key: "registry.dataDir", Flag: "data-dir", Usage: "directory where images are stored",
 			set: func(c *Config, v string) error {
 				if strings.TrimSpace(v) == "" {

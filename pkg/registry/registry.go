@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +31,9 @@ type Options struct {
 	Addr string
 	// Listener, if set, is used instead of listening on Addr (the registry closes it on Stop).
 	Listener net.Listener
+	// ExtraAddrs are more host:port addresses to serve on, e.g. a Docker network
+	// gateway so containers reach a registry that also listens on loopback.
+	ExtraAddrs []string
 	// DataDir is the filesystem storage root.
 	DataDir string
 	// UploadPurgeAge is the age after which abandoned uploads are deleted (default 168h).
@@ -43,7 +47,7 @@ type Registry struct {
 	opts   Options
 	log    *slog.Logger
 	mu     sync.Mutex
-	ln     net.Listener
+	ln     net.Listener // the main listener; Addr reports it
 	srv    *http.Server
 	conns  *connTracker
 	app    *handlers.App
@@ -119,11 +123,21 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	lns := []net.Listener{ln}
 	defer func() {
 		if err != nil {
-			_ = ln.Close()
+			for _, l := range lns {
+				_ = l.Close()
+			}
 		}
 	}()
+	for _, a := range r.opts.ExtraAddrs {
+		extra, lerr := Listen(ctx, a)
+		if lerr != nil {
+			return lerr
+		}
+		lns = append(lns, extra)
+	}
 
 	secret, err := prepareDataDir(r.opts.DataDir)
 	if err != nil {
@@ -151,15 +165,28 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
 	r.served = make(chan error, 1)
-	go func(srv *http.Server, served chan<- error) {
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		served <- err
+	var wg sync.WaitGroup
+	errs := make(chan error, len(lns))
+	for _, l := range lns {
+		wg.Go(func() {
+			if err := r.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+				// One listener failing stops the others: serve everywhere or nowhere.
+				_ = r.srv.Close()
+			}
+		})
+	}
+	go func(served chan<- error) {
+		wg.Wait()
+		close(errs)
+		served <- errors.Join(collect(errs)...)
 		close(served)
-	}(r.srv, r.served)
-	r.log.Info("registry started", "addr", ln.Addr().String(), "data_dir", r.opts.DataDir)
+	}(r.served)
+	addrs := make([]string, len(lns))
+	for i, l := range lns {
+		addrs[i] = l.Addr().String()
+	}
+	r.log.Info("registry started", "addr", strings.Join(addrs, ","), "data_dir", r.opts.DataDir)
 	return nil
 }
 
@@ -210,6 +237,14 @@ func (r *Registry) Stop(ctx context.Context) error {
 	}
 	r.log.Info("registry stopped")
 	return errors.Join(errs...)
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
 }
 
 // newApp builds distribution's app, turning its configuration panics into errors.

@@ -470,3 +470,24 @@ func TestStopClosesUnusedConnections(t *testing.T) {
 	_, err = c.Read(make([]byte, 1))
 	assert.ErrorIs(t, err, io.EOF)
 }
+
+func TestExtraAddrs(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.2:0")
+	require.NoError(t, err)
+	extra := free.Addr().String()
+	free.Close()
+	r := New(Options{Addr: "127.0.0.1:0", ExtraAddrs: []string{extra}, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, r.Start(context.Background()))
+	defer r.Stop(context.Background())
+	for _, a := range []string{r.Addr(), extra} {
+		resp, err := http.Get("http://" + a + "/v2/")
+		require.NoError(t, err, a)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, a)
+	}
+	// A busy extra address fails the whole start and releases the main port.
+	r2 := New(Options{Addr: "127.0.0.1:0", ExtraAddrs: []string{extra}, DataDir: t.TempDir()})
+	var le *ListenError
+	require.ErrorAs(t, r2.Start(context.Background()), &le)
+	assert.True(t, le.InUse)
+}
