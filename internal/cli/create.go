@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,28 +52,6 @@ func step(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, " • "+format+"\n", args...)
 }
 
-func registryDataDir(env func(string) (string, bool), cluster string) string {
-	return filepath.Join(config.StateDir(env), "clusters", cluster, "registry")
-}
-
-func registryContainer(stdio IO, cfg config.Config) (*registryruntime.Container, error) {
-	bin, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find the idpbuilder binary: %w", err)
-	}
-	return &registryruntime.Container{
-		Docker: &docker.Client{},
-		Opts: registryruntime.ContainerOptions{
-			Name:     cfg.Cluster.Name + "-registry",
-			Cluster:  cfg.Cluster.Name,
-			Network:  kind.Network,
-			HostPort: cfg.Cluster.RegistryPort,
-			DataDir:  registryDataDir(stdio.Env, cfg.Cluster.Name),
-			Binary:   bin,
-		},
-	}, nil
-}
-
 func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, recreate bool) error {
 	cc := cfg.Cluster
 	kindCfg, err := kind.LoadConfig(cc.KindConfig)
@@ -116,23 +92,14 @@ func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, r
 		return nil
 	}
 
-	rt, err := registryContainer(stdio, cfg)
-	if err != nil {
-		return err
-	}
-	step(stdio.Err, "Starting registry container %s on 127.0.0.1:%d (data in %s)", rt.Opts.Name, rt.Opts.HostPort, rt.Opts.DataDir)
-	ep, err := rt.Ensure(ctx)
+	_, ep, err := ensureRegistry(ctx, stdio, cfg)
 	if err != nil {
 		if errors.Is(err, registryruntime.ErrNoLinuxBinary) {
-			return fmt.Errorf("%w\nthe registry container is built from this binary; build a static one with `make build` (CGO_ENABLED=0)", err)
+			return fmt.Errorf("%w\nthe registry container is built from this binary: build a static one with `make build` (CGO_ENABLED=0), or use --registry-mode=process", err)
 		}
 		return err
 	}
-	reg := kind.Registry{
-		HostAddr: ep.HostAddr, NodeURL: ep.NodeURL, NodeHost: ep.NodeHost,
-		ClusterIP: ep.ClusterIP, ClusterPort: ep.ClusterPort,
-		InClusterName: cc.InClusterName, Help: helpURL,
-	}
+	reg := clusterRegistry(ep, cfg)
 	ns, err := cl.Nodes()
 	if err != nil {
 		return err

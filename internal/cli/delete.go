@@ -3,9 +3,11 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/kind"
 )
 
@@ -23,13 +25,11 @@ func newDeleteCommand(stdio IO) *cobra.Command {
 			newLogger(cfg.Log, stdio.Err)
 			ctx := cmd.Context()
 			name := cfg.Cluster.Name
-			rt, err := registryContainer(stdio, cfg)
-			if err != nil {
+			if _, err := (&docker.Client{}).Server(ctx); err != nil {
 				return err
 			}
-			if _, err := rt.Docker.Server(ctx); err != nil {
-				return err
-			}
+			// Resolve the runtime before the cluster (and its network) goes away.
+			rt, rtErr := newRuntime(ctx, stdio, cfg, registryMode(stdio, cfg))
 			cl, err := kind.New(name, &kindLogger{w: stdio.Err})
 			if err != nil {
 				return err
@@ -38,19 +38,22 @@ func newDeleteCommand(stdio IO) *cobra.Command {
 			if err := cl.Delete(); err != nil {
 				return err
 			}
-			step(stdio.Err, "Removing registry container %s", rt.Opts.Name)
-			if err := rt.Remove(ctx); err != nil {
-				return err
+			if rtErr == nil {
+				step(stdio.Err, "Removing registry %s", rt.Describe())
+				if err := rt.Remove(ctx); err != nil {
+					return err
+				}
 			}
+			state := clusterStateDir(stdio.Env, name)
 			if purge {
-				step(stdio.Err, "Removing registry data %s", rt.Opts.DataDir)
-				if err := os.RemoveAll(rt.Opts.DataDir); err != nil {
+				step(stdio.Err, "Removing registry data %s", state)
+				if err := os.RemoveAll(state); err != nil {
 					return fmt.Errorf("remove registry data: %w", err)
 				}
 				fmt.Fprintf(stdio.Out, "Deleted cluster %q and its registry data.\n", name)
 				return nil
 			}
-			fmt.Fprintf(stdio.Out, "Deleted cluster %q. Its images are kept in %s for the next `idpbuilder create --name %s` (delete --purge removes them).\n", name, rt.Opts.DataDir, name)
+			fmt.Fprintf(stdio.Out, "Deleted cluster %q. Its images are kept in %s for the next `idpbuilder create --name %s` (delete --purge removes them).\n", name, filepath.Join(state, "registry"), name)
 			return nil
 		},
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idpbuilder/idpbuilder/pkg/config"
+	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/kind"
 	"github.com/idpbuilder/idpbuilder/pkg/registryclient"
 	"github.com/idpbuilder/idpbuilder/pkg/registryruntime"
@@ -23,7 +23,7 @@ import (
 type registryStatus struct {
 	Cluster      string             `json:"cluster"`
 	Mode         string             `json:"mode"`
-	Container    string             `json:"container"`
+	Instance     string             `json:"instance"` // container name or pid file
 	State        string             `json:"state"` // running, exited, ..., or missing
 	RestartCount int                `json:"restartCount"`
 	Address      string             `json:"address"`
@@ -76,32 +76,31 @@ func newRegistryStatusCommand(stdio IO) *cobra.Command {
 }
 
 func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registryStatus, error) {
-	rt, err := registryContainer(stdio, cfg)
+	if _, err := (&docker.Client{}).Server(ctx); err != nil {
+		return registryStatus{}, err
+	}
+	mode := registryMode(stdio, cfg)
+	rt, err := newRuntime(ctx, stdio, cfg, mode)
 	if err != nil {
 		return registryStatus{}, err
 	}
-	if _, err := rt.Docker.Server(ctx); err != nil {
-		return registryStatus{}, err
-	}
+	dataDir := filepath.Join(clusterStateDir(stdio.Env, cfg.Cluster.Name), "registry")
 	st := registryStatus{
-		Cluster: cfg.Cluster.Name, Mode: "container", Container: rt.Opts.Name,
-		Address: fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort), DataDir: rt.Opts.DataDir,
+		Cluster: cfg.Cluster.Name, Mode: mode, Instance: rt.Describe(),
+		Address: fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort), DataDir: dataDir,
+		StorageBytes: dirSize(dataDir),
 	}
-	st.StorageBytes = dirSize(rt.Opts.DataDir)
-
-	ct, err := rt.Docker.InspectContainer(ctx, rt.Opts.Name)
-	if err != nil {
+	if st.State, st.RestartCount, err = rt.State(ctx); err != nil {
 		return st, err
 	}
-	if ct == nil {
-		st.State, st.Health = "missing", "no registry container (run `idpbuilder create`)"
+	switch st.State {
+	case "missing":
+		st.Health = "no registry (run `idpbuilder create`)"
 		return st, nil
-	}
-	st.State, st.RestartCount = ct.Status, ct.RestartCount
-	if !ct.Running {
-		st.Health = "not running (start it: `idpbuilder registry start`)"
-	} else {
+	case "running":
 		st.Health = probeHealth(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", cfg.Cluster.RegistryPort))
+	default:
+		st.Health = "not running (start it: `idpbuilder registry start`)"
 	}
 	if st.Health == "ok" {
 		entries, err := registryclient.New(st.Address).List(ctx, "")
@@ -161,22 +160,9 @@ func probeHealth(ctx context.Context, url string) string {
 	return "ok"
 }
 
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}
-
 func statusTable(tw *tabwriter.Writer, st registryStatus) {
 	fmt.Fprintf(tw, "Cluster:\t%s\n", st.Cluster)
-	fmt.Fprintf(tw, "Mode:\t%s (%s)\n", st.Mode, st.Container)
+	fmt.Fprintf(tw, "Mode:\t%s: %s\n", st.Mode, st.Instance)
 	fmt.Fprintf(tw, "State:\t%s (restarts: %d)\n", st.State, st.RestartCount)
 	fmt.Fprintf(tw, "Address:\t%s\n", st.Address)
 	fmt.Fprintf(tw, "Health:\t%s\n", st.Health)
@@ -246,7 +232,7 @@ func newRegistryListCommand(stdio IO) *cobra.Command {
 func newRegistryStartCommand(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start",
-		Short: "Start (or repair) the cluster's registry container",
+		Short: "Start (or repair) the cluster's registry",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, stdio)
@@ -254,33 +240,29 @@ func newRegistryStartCommand(stdio IO) *cobra.Command {
 				return err
 			}
 			newLogger(cfg.Log, stdio.Err)
-			rt, err := registryContainer(stdio, cfg)
-			if err != nil {
-				return err
-			}
-			ok, err := rt.Docker.NetworkExists(cmd.Context(), kind.Network)
+			ok, err := (&docker.Client{}).NetworkExists(cmd.Context(), kind.Network)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				return fmt.Errorf("docker network %q does not exist: create the cluster first (`idpbuilder create --name %s`)", kind.Network, cfg.Cluster.Name)
 			}
-			ep, err := rt.Ensure(cmd.Context())
+			rt, ep, err := ensureRegistry(cmd.Context(), stdio, cfg)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Out, "Registry %s is running at %s\n", rt.Opts.Name, ep.HostAddr)
+			fmt.Fprintf(stdio.Out, "Registry (%s) is running at %s\n", rt.Describe(), ep.HostAddr)
 			return nil
 		},
 	}
-	addSettingFlags(cmd.Flags(), "name", "registry-port")
+	addSettingFlags(cmd.Flags(), "name", "registry-port", "registry-mode")
 	return cmd
 }
 
 func newRegistryStopCommand(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop",
-		Short: "Stop the cluster's registry container (images are kept)",
+		Short: "Stop the cluster's registry (images are kept)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, stdio)
@@ -288,25 +270,17 @@ func newRegistryStopCommand(stdio IO) *cobra.Command {
 				return err
 			}
 			newLogger(cfg.Log, stdio.Err)
-			rt, err := registryContainer(stdio, cfg)
+			rt, err := newRuntime(cmd.Context(), stdio, cfg, registryMode(stdio, cfg))
 			if err != nil {
 				return err
 			}
-			ct, err := rt.Docker.InspectContainer(cmd.Context(), rt.Opts.Name)
-			if err != nil {
+			if err := rt.Stop(cmd.Context()); err != nil {
 				return err
 			}
-			if ct == nil {
-				return fmt.Errorf("no registry container %s (nothing to stop)", rt.Opts.Name)
-			}
-			// 30 s: the registry's own graceful shutdown bound.
-			if err := rt.Docker.Stop(cmd.Context(), rt.Opts.Name, 35); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdio.Out, "Registry %s stopped; `idpbuilder registry start` starts it again.\n", rt.Opts.Name)
+			fmt.Fprintf(stdio.Out, "Registry (%s) stopped; `idpbuilder registry start` starts it again.\n", rt.Describe())
 			return nil
 		},
 	}
-	addSettingFlags(cmd.Flags(), "name")
+	addSettingFlags(cmd.Flags(), "name", "registry-port")
 	return cmd
 }

@@ -39,6 +39,9 @@ type Cluster struct {
 	RegistryPort int
 	// InClusterName is the registry's name for pods.
 	InClusterName string
+	// RegistryMode is where the registry runs: container or process; empty means
+	// what the cluster was created with (container for a new one).
+	RegistryMode string
 }
 
 // Log configures idpbuilder's own structured logs (always on stderr).

@@ -160,6 +160,18 @@ func Settings() []Setting {
 			get: func(c *Config) string { return strconv.Itoa(c.Cluster.RegistryPort) },
 		},
 		{
+			Key: "cluster.registryMode", Flag: "registry-mode", Usage: "where the registry runs: container (built from this binary) or process (a detached host process)",
+			set: func(c *Config, v string) error {
+				v = strings.ToLower(strings.TrimSpace(v))
+				if v != "container" && v != "process" && v != "" {
+					return fmt.Errorf("%q is not a registry mode (use container or process)", v)
+				}
+				c.Cluster.RegistryMode = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Cluster.RegistryMode },
+		},
+		{
 			Key: "cluster.inClusterName", Flag: "in-cluster-name", Usage: "registry host name for pods (port 5000)",
 			set: func(c *Config, v string) error {
 				if !validHostname(v) {

@@ -221,3 +221,33 @@ func waitReady(ctx context.Context, base string, timeout time.Duration) error {
 		}
 	}
 }
+
+// Mode implements Runtime.
+func (c *Container) Mode() string { return "container" }
+
+// Describe implements Runtime.
+func (c *Container) Describe() string { return "container " + c.Opts.Name }
+
+// State implements Runtime.
+func (c *Container) State(ctx context.Context) (string, int, error) {
+	ct, err := c.Docker.InspectContainer(ctx, c.Opts.Name)
+	if err != nil {
+		return "", 0, err
+	}
+	if ct == nil {
+		return "missing", 0, nil
+	}
+	return ct.Status, ct.RestartCount, nil
+}
+
+// Stop implements Runtime: docker stop, with time for the registry's graceful shutdown.
+func (c *Container) Stop(ctx context.Context) error {
+	ct, err := c.Docker.InspectContainer(ctx, c.Opts.Name)
+	if err != nil {
+		return err
+	}
+	if ct == nil {
+		return fmt.Errorf("no registry container %s", c.Opts.Name)
+	}
+	return c.Docker.Stop(ctx, c.Opts.Name, 35)
+}

@@ -192,12 +192,67 @@ func (h *kindHarness) deploy(app, image string) string {
 	return imageID
 }
 
-// TestKindCluster is the product promise end to end on a real Kind cluster:
-// create, docker push, a Deployment runs the image; pods push to the in-cluster
-// name; the KEP-1755 ConfigMap; images survive delete + create; a stopped or
-// killed registry is reported and restarted; multi-platform push and list.
+// TestKindCluster is the product promise end to end on a real Kind cluster, with
+// the registry as a container built from our binary: create, docker push, a
+// Deployment runs the image; pods push to the in-cluster name; the KEP-1755
+// ConfigMap; images survive delete + create; a killed registry is reported and
+// restarted; multi-platform push and list.
 func TestKindCluster(t *testing.T) {
 	h := newKindHarness(t, "idpb-e2e")
+	testKindFlow(t, h, "container", func(t *testing.T) {
+		runCmd(t, time.Minute, "docker", "kill", h.name+"-registry")
+	}, func(t *testing.T) string { return h.name + "-registry:5000" })
+}
+
+// TestKindClusterProcessMode is the same flow with --registry-mode=process: the
+// registry is a detached host process listening on loopback and on the kind
+// network's gateway, which is how nodes reach it.
+func TestKindClusterProcessMode(t *testing.T) {
+	h := newKindHarness(t, "idpb-e2e-proc")
+	h.env = append(h.env, "IDPBUILDER_REGISTRY_MODE=process")
+	gateway := func(t *testing.T) string {
+		gw := strings.TrimSpace(runCmd(t, time.Minute, "docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", "kind"))
+		return fmt.Sprintf("%s:%d", strings.Fields(gw)[0], h.port)
+	}
+	testKindFlow(t, h, "process", func(t *testing.T) {
+		out := h.mustRun("registry", "status", "-o", "json")
+		var st struct{ Instance string }
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		pidFile := strings.TrimSuffix(strings.TrimPrefix(st.Instance, "process (pid file "), ")")
+		pid := strings.TrimSpace(readFile(t, pidFile))
+		runCmd(t, time.Minute, "kill", "-9", pid)
+		waitGone(t, pid)
+	}, gateway)
+}
+
+func readFile(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitGone waits until process pid has exited (or is a zombie).
+func waitGone(t testing.TB, pid string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("process %s still running", pid)
+}
+
+// testKindFlow runs the whole flow; kill simulates the registry dying, and
+// runtimeHost gives the registry's host:port as nodes' containerd knows it.
+func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.T), runtimeHost func(*testing.T) string) {
 	reg := fmt.Sprintf("localhost:%d", h.port)
 
 	start := time.Now()
@@ -217,7 +272,7 @@ func TestKindCluster(t *testing.T) {
 		}
 		want := map[string]string{
 			"host":                     reg,
-			"hostFromContainerRuntime": h.name + "-registry:5000",
+			"hostFromContainerRuntime": runtimeHost(t),
 			"hostFromClusterNetwork":   "registry.local:5000",
 			"help":                     "https://github.com/idpbuilder/idpbuilder/blob/main/docs/kind.md",
 		}
@@ -300,11 +355,11 @@ func TestKindCluster(t *testing.T) {
 		}
 	})
 
-	ok = ok && t.Run("docker kill: status reports it, start restores it with its data", func(t *testing.T) {
-		runCmd(t, time.Minute, "docker", "kill", h.name+"-registry")
+	ok = ok && t.Run("killed: status reports it, start restores it with its data", func(t *testing.T) {
+		kill(t)
 		out, _, code := h.run("registry", "status", "-o", "json")
-		if code != 1 || !strings.Contains(out, `"state": "exited"`) {
-			t.Fatalf("status after docker kill: exit %d\n%s", code, out)
+		if code != 1 || !strings.Contains(out, `"state": "exited"`) || !strings.Contains(out, `"mode": "`+mode+`"`) {
+			t.Fatalf("status after kill: exit %d\n%s", code, out)
 		}
 		h.mustRun("registry", "start")
 		if _, _, code := h.run("registry", "status"); code != 0 {

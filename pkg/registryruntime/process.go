@@ -1,0 +1,232 @@
+package registryruntime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ProcessOptions configure a registry run as a detached host process.
+type ProcessOptions struct {
+	// HostPort is the port on 127.0.0.1 (and on ListenIP).
+	HostPort int
+	// ListenIP is a second address to listen on, reachable from cluster nodes: the
+	// kind network's gateway on Linux. Empty where nodes reach the host otherwise
+	// (Docker Desktop's host.docker.internal forwards to the host's loopback).
+	ListenIP string
+	// NodeHostName is how nodes name this machine: ListenIP, or host.docker.internal.
+	NodeHostName string
+	// DataDir is the registry storage.
+	DataDir string
+	// StateDir holds the pid file and the log.
+	StateDir string
+	// Binary is the idpbuilder executable to run.
+	Binary string
+}
+
+// Process runs the registry as `idpbuilder registry serve` detached from the
+// terminal, for engines that cannot run our binary in a container (macOS,
+// Windows) or when chosen with --registry-mode=process. Nothing restarts it after
+// a crash: `registry status` reports it and `registry start` or `create` restart it.
+type Process struct {
+	Opts  ProcessOptions
+	Ready time.Duration
+}
+
+// Mode implements Runtime.
+func (p *Process) Mode() string { return "process" }
+
+// Describe implements Runtime.
+func (p *Process) Describe() string { return "process (pid file " + p.pidFile() + ")" }
+
+func (p *Process) pidFile() string { return filepath.Join(p.Opts.StateDir, "registry.pid") }
+
+// LogFile is where the process writes its logs.
+func (p *Process) LogFile() string { return filepath.Join(p.Opts.StateDir, "registry.log") }
+
+// pid returns the running registry's pid, or 0. A pid file whose process is gone,
+// or is no longer our registry (pid reuse), counts as not running.
+func (p *Process) pid() int {
+	b, err := os.ReadFile(p.pidFile())
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err == nil {
+		if !bytes.Contains(cmdline, []byte(p.Opts.DataDir)) {
+			return 0
+		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && isZombie(stat) {
+			return 0
+		}
+		return pid
+	}
+	// No /proc (macOS): signal 0 tells whether the pid exists.
+	if syscall.Kill(pid, 0) == nil {
+		return pid
+	}
+	return 0
+}
+
+func isZombie(stat []byte) bool {
+	// /proc/<pid>/stat: "pid (comm) S ..."; the state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// State implements Runtime.
+func (p *Process) State(context.Context) (string, int, error) {
+	if p.pid() != 0 {
+		return "running", 0, nil
+	}
+	if _, err := os.Stat(p.pidFile()); err == nil {
+		return "exited", 0, nil
+	}
+	return "missing", 0, nil
+}
+
+// Endpoint implements Runtime.
+func (p *Process) Endpoint(context.Context) (*Endpoint, error) {
+	nodeHost := fmt.Sprintf("%s:%d", p.Opts.NodeHostName, p.Opts.HostPort)
+	return &Endpoint{
+		Mode:        "process",
+		HostAddr:    fmt.Sprintf("localhost:%d", p.Opts.HostPort),
+		NodeURL:     "http://" + nodeHost,
+		NodeHost:    nodeHost,
+		ClusterIP:   p.Opts.ListenIP,
+		ClusterPort: p.Opts.HostPort,
+	}, nil
+}
+
+// Ensure implements Runtime.
+func (p *Process) Ensure(ctx context.Context) (*Endpoint, error) {
+	if p.Opts.NodeHostName == "" {
+		return nil, errors.New("cluster nodes have no address to reach a registry process on this machine: the kind network does not exist or has no IPv4 gateway (create the cluster first)")
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", p.Opts.HostPort)
+	if pid := p.pid(); pid != 0 {
+		if err := waitReady(ctx, base, 5*time.Second); err == nil {
+			return p.Endpoint(ctx)
+		}
+		// Alive but not answering: replace it.
+		if err := p.Stop(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.start(ctx, base); err != nil {
+		return nil, err
+	}
+	return p.Endpoint(ctx)
+}
+
+func (p *Process) start(ctx context.Context, base string) error {
+	if err := os.MkdirAll(p.Opts.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	logf, err := os.OpenFile(p.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open registry log: %w", err)
+	}
+	defer logf.Close()
+	args := []string{"registry", "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", p.Opts.HostPort),
+		"--data-dir", p.Opts.DataDir, "--log-format", "json"}
+	if p.Opts.ListenIP != "" {
+		args = append(args, "--extra-addrs", fmt.Sprintf("%s:%d", p.Opts.ListenIP, p.Opts.HostPort))
+	}
+	// Not pkg/exec: that runs commands to completion; this one outlives us.
+	cmd := osexec.Command(p.Opts.Binary, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "HOME="+p.Opts.StateDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no terminal signals reach it
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start registry process: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := os.WriteFile(p.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("write pid file: %w", err)
+	}
+
+	readyCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan error, 1)
+	go func() { ready <- waitReady(readyCtx, base, p.readyTimeout()) }()
+	select {
+	case err := <-ready:
+		if err != nil {
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("registry process is not answering: %w\n%s", err, tailFile(p.LogFile(), 10))
+		}
+		return nil
+	case err := <-exited:
+		_ = os.Remove(p.pidFile())
+		return fmt.Errorf("registry process exited (%v):\n%s", err, tailFile(p.LogFile(), 10))
+	}
+}
+
+func (p *Process) readyTimeout() time.Duration {
+	if p.Ready > 0 {
+		return p.Ready
+	}
+	return 30 * time.Second
+}
+
+// Stop implements Runtime: SIGTERM, then wait for the graceful shutdown.
+func (p *Process) Stop(ctx context.Context) error {
+	pid := p.pid()
+	if pid == 0 {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop registry process %d: %w", pid, err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for p.pid() != 0 {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Remove implements Runtime.
+func (p *Process) Remove(ctx context.Context) error {
+	if err := p.Stop(ctx); err != nil {
+		return err
+	}
+	if err := os.Remove(p.pidFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
