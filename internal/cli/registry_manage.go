@@ -24,7 +24,7 @@ type registryStatus struct {
 	Cluster      string             `json:"cluster"`
 	Mode         string             `json:"mode"`
 	Instance     string             `json:"instance"` // container name or pid file
-	State        string             `json:"state"` // running, exited, ..., or missing
+	State        string             `json:"state"`    // running, exited, ..., or missing
 	RestartCount int                `json:"restartCount"`
 	Address      string             `json:"address"`
 	Health       string             `json:"health"` // ok, or what is wrong
