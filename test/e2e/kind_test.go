@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
 )
 
@@ -395,4 +396,27 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 			t.Fatalf("list:\n%s", out)
 		}
 	})
+}
+
+// TestKindForeignCluster: a cluster made without idpbuilder's containerd patch is
+// refused with what to do, not half-wired.
+func TestKindForeignCluster(t *testing.T) {
+	h := newKindHarness(t, "idpb-e2e-foreign")
+	for _, e := range h.env {
+		if strings.HasPrefix(e, "PATH=") {
+			t.Setenv("PATH", strings.TrimPrefix(e, "PATH=")) // the kind library below needs the shim too
+		}
+	}
+	provider := cluster.NewProvider()
+	if err := provider.Create(h.name, cluster.CreateWithNodeImage(h.nodeImage), cluster.CreateWithWaitForReady(2*time.Minute),
+		cluster.CreateWithKubeconfigPath(filepath.Join(t.TempDir(), "kubeconfig"))); err != nil {
+		t.Fatalf("plain kind create: %v", err)
+	}
+	_, errOut, code := h.run("create")
+	if code != 1 || !strings.Contains(errOut, "not created by idpbuilder") || !strings.Contains(errOut, "--recreate") {
+		t.Fatalf("create on a foreign cluster: exit %d\n%s", code, errOut)
+	}
+	if out, _ := tryCmd(time.Minute, "docker", "ps", "-a", "--filter", "name="+h.name+"-registry", "--format", "{{.Names}}"); strings.TrimSpace(out) != "" {
+		t.Fatalf("a registry was started for a cluster it cannot wire: %s", out)
+	}
 }

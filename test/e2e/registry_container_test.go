@@ -127,3 +127,31 @@ func waitRestarted(t testing.TB, d *docker.Client, name string, before int) {
 	ct, _ := d.InspectContainer(context.Background(), name)
 	t.Fatalf("container %s was not restarted by Docker: %+v", name, ct)
 }
+
+// TestRegistryContainerPortTaken: a busy port is explained, and no half-made
+// container is left behind.
+func TestRegistryContainerPortTaken(t *testing.T) {
+	requireTool(t, "docker")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	d := &docker.Client{}
+	rt := &registryruntime.Container{Docker: d, Opts: registryruntime.ContainerOptions{
+		Name:     fmt.Sprintf("idpbuilder-e2e-busy-%d", time.Now().UnixNano()),
+		Cluster:  "e2e",
+		Network:  testNetwork(t),
+		HostPort: busy.Addr().(*net.TCPAddr).Port,
+		DataDir:  t.TempDir(),
+		Binary:   binary,
+	}}
+	t.Cleanup(func() { _ = rt.Remove(context.Background()) })
+	_, err = rt.Ensure(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "already in use") || !strings.Contains(err.Error(), "--registry-port") {
+		t.Fatalf("Ensure on a busy port: %v", err)
+	}
+	if ct, _ := d.InspectContainer(context.Background(), rt.Opts.Name); ct != nil {
+		t.Fatalf("a container was left behind: %+v", ct)
+	}
+}
