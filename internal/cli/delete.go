@@ -39,7 +39,7 @@ func newDeleteCommand(stdio IO) *cobra.Command {
 				return err
 			}
 			if rtErr == nil {
-				step(stdio.Err, "Removing registry %s", rt.Describe())
+				step(stdio.Err, "Removing registry %s (%s)", rt.Mode(), rt.Describe())
 				if err := rt.Remove(ctx); err != nil {
 					return err
 				}

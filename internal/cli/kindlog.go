@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	kindlog "sigs.k8s.io/kind/pkg/log"
@@ -17,7 +18,12 @@ type kindLogger struct {
 func (l *kindLogger) printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format+"\n", args...)
+	// kind's status lines carry their own newline; blank lines add nothing.
+	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
+	if strings.TrimSpace(msg) == "" {
+		return
+	}
+	fmt.Fprintln(l.w, msg)
 }
 
 func (l *kindLogger) Warn(message string)                      { l.printf("WARNING: %s", message) }

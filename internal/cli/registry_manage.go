@@ -162,7 +162,7 @@ func probeHealth(ctx context.Context, url string) string {
 
 func statusTable(tw *tabwriter.Writer, st registryStatus) {
 	fmt.Fprintf(tw, "Cluster:\t%s\n", st.Cluster)
-	fmt.Fprintf(tw, "Mode:\t%s: %s\n", st.Mode, st.Instance)
+	fmt.Fprintf(tw, "Mode:\t%s (%s)\n", st.Mode, st.Instance)
 	fmt.Fprintf(tw, "State:\t%s (restarts: %d)\n", st.State, st.RestartCount)
 	fmt.Fprintf(tw, "Address:\t%s\n", st.Address)
 	fmt.Fprintf(tw, "Health:\t%s\n", st.Health)
@@ -251,7 +251,7 @@ func newRegistryStartCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Out, "Registry (%s) is running at %s\n", rt.Describe(), ep.HostAddr)
+			fmt.Fprintf(stdio.Out, "Registry %s (%s) is running at %s\n", rt.Mode(), rt.Describe(), ep.HostAddr)
 			return nil
 		},
 	}
@@ -277,7 +277,7 @@ func newRegistryStopCommand(stdio IO) *cobra.Command {
 			if err := rt.Stop(cmd.Context()); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdio.Out, "Registry (%s) stopped; `idpbuilder registry start` starts it again.\n", rt.Describe())
+			fmt.Fprintf(stdio.Out, "Registry %s (%s) stopped; `idpbuilder registry start` starts it again.\n", rt.Mode(), rt.Describe())
 			return nil
 		},
 	}

@@ -105,7 +105,7 @@ func ensureRegistry(ctx context.Context, stdio IO, cfg config.Config) (registryr
 			}
 		}
 	}
-	step(stdio.Err, "Starting registry (%s) on 127.0.0.1:%d", rt.Describe(), cfg.Cluster.RegistryPort)
+	step(stdio.Err, "Starting registry %s (%s) on 127.0.0.1:%d", rt.Mode(), rt.Describe(), cfg.Cluster.RegistryPort)
 	ep, err := rt.Ensure(ctx)
 	if err != nil && mode == "container" && cfg.Cluster.RegistryMode == "" && errors.Is(err, registryruntime.ErrNoLinuxBinary) {
 		fmt.Fprintf(stdio.Err, "   %v\n   falling back to --registry-mode=process\n", err)
@@ -113,7 +113,7 @@ func ensureRegistry(ctx context.Context, stdio IO, cfg config.Config) (registryr
 		if rt, err = newRuntime(ctx, stdio, cfg, mode); err != nil {
 			return nil, nil, err
 		}
-		step(stdio.Err, "Starting registry (%s) on 127.0.0.1:%d", rt.Describe(), cfg.Cluster.RegistryPort)
+		step(stdio.Err, "Starting registry %s (%s) on 127.0.0.1:%d", rt.Mode(), rt.Describe(), cfg.Cluster.RegistryPort)
 		ep, err = rt.Ensure(ctx)
 	}
 	if err != nil {

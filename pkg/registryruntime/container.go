@@ -226,7 +226,7 @@ func waitReady(ctx context.Context, base string, timeout time.Duration) error {
 func (c *Container) Mode() string { return "container" }
 
 // Describe implements Runtime.
-func (c *Container) Describe() string { return "container " + c.Opts.Name }
+func (c *Container) Describe() string { return c.Opts.Name }
 
 // State implements Runtime.
 func (c *Container) State(ctx context.Context) (string, int, error) {

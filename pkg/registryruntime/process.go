@@ -45,7 +45,7 @@ type Process struct {
 func (p *Process) Mode() string { return "process" }
 
 // Describe implements Runtime.
-func (p *Process) Describe() string { return "process (pid file " + p.pidFile() + ")" }
+func (p *Process) Describe() string { return "pid file " + p.pidFile() }
 
 func (p *Process) pidFile() string { return filepath.Join(p.Opts.StateDir, "registry.pid") }
 

@@ -221,7 +221,7 @@ func TestKindClusterProcessMode(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatal(err)
 		}
-		pidFile := strings.TrimSuffix(strings.TrimPrefix(st.Instance, "process (pid file "), ")")
+		pidFile := strings.TrimPrefix(st.Instance, "pid file ")
 		pid := strings.TrimSpace(readFile(t, pidFile))
 		runCmd(t, time.Minute, "kill", "-9", pid)
 		waitGone(t, pid)
