@@ -203,3 +203,13 @@ func TestHumanBytesAndProgressBar(t *testing.T) {
 	assert.Equal(t, "[==========] 100% 1.0 KiB/1.0 KiB", progressBar(1024, 1024, 10))
 	assert.Equal(t, "[          ]", progressBar(0, 0, 10))
 }
+
+// TestDockerMissingIsExplained runs commands that need Docker with no docker on PATH.
+func TestDockerMissingIsExplained(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, args := range [][]string{{"create"}, {"delete"}, {"registry", "status"}} {
+		code, _, errOut := run(t, context.Background(), nil, args...)
+		assert.Equal(t, ExitFailure, code, args)
+		assert.Contains(t, errOut.String(), "the docker CLI is not installed", args)
+	}
+}
