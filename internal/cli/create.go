@@ -33,11 +33,10 @@ func newCreateCommand(stdio IO) *cobra.Command {
 			"  IDPBUILDER_NODE_IMAGE=kindest/node:v1.34.0 idpbuilder create --recreate",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, stdio)
+			cfg, err := setup(cmd, stdio)
 			if err != nil {
 				return err
 			}
-			newLogger(cfg.Log, stdio.Err)
 			return runCreate(cmd.Context(), stdio, cfg, withRegistry, recreate)
 		},
 	}

@@ -18,11 +18,10 @@ func newDeleteCommand(stdio IO) *cobra.Command {
 		Short: "Delete the Kind cluster and its registry container (images are kept unless --purge)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, stdio)
+			cfg, err := setup(cmd, stdio)
 			if err != nil {
 				return err
 			}
-			newLogger(cfg.Log, stdio.Err)
 			ctx := cmd.Context()
 			name := cfg.Cluster.Name
 			if _, err := (&docker.Client{}).Server(ctx); err != nil {

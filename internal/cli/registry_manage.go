@@ -52,11 +52,10 @@ func newRegistryStatusCommand(stdio IO) *cobra.Command {
 			if err := checkOutputFormat(output); err != nil {
 				return err
 			}
-			cfg, err := loadConfig(cmd, stdio)
+			cfg, err := setup(cmd, stdio)
 			if err != nil {
 				return err
 			}
-			newLogger(cfg.Log, stdio.Err)
 			st, err := collectStatus(cmd.Context(), stdio, cfg)
 			if err != nil {
 				return err
@@ -196,11 +195,10 @@ func newRegistryListCommand(stdio IO) *cobra.Command {
 			if err := checkOutputFormat(output); err != nil {
 				return err
 			}
-			cfg, err := loadConfig(cmd, stdio)
+			cfg, err := setup(cmd, stdio)
 			if err != nil {
 				return err
 			}
-			newLogger(cfg.Log, stdio.Err)
 			if addr == "" {
 				addr = fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
 			}
@@ -235,11 +233,10 @@ func newRegistryStartCommand(stdio IO) *cobra.Command {
 		Short: "Start (or repair) the cluster's registry",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, stdio)
+			cfg, err := setup(cmd, stdio)
 			if err != nil {
 				return err
 			}
-			newLogger(cfg.Log, stdio.Err)
 			ok, err := (&docker.Client{}).NetworkExists(cmd.Context(), kind.Network)
 			if err != nil {
 				return err
@@ -265,11 +262,10 @@ func newRegistryStopCommand(stdio IO) *cobra.Command {
 		Short: "Stop the cluster's registry (images are kept)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, stdio)
+			cfg, err := setup(cmd, stdio)
 			if err != nil {
 				return err
 			}
-			newLogger(cfg.Log, stdio.Err)
 			rt, err := newRuntime(cmd.Context(), stdio, cfg, registryMode(stdio, cfg))
 			if err != nil {
 				return err

@@ -34,11 +34,10 @@ func newRegistryPushCommand(stdio IO) *cobra.Command {
 			"  idpbuilder registry push ./oci-layout myapp:v1 --platform linux/arm64",
 		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd, stdio)
+			cfg, err := setup(cmd, stdio)
 			if err != nil {
 				return err
 			}
-			newLogger(cfg.Log, stdio.Err)
 			if addr == "" {
 				addr = fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
 			}

@@ -126,6 +126,17 @@ func loadConfig(cmd *cobra.Command, stdio IO) (config.Config, error) {
 	return cfg, nil
 }
 
+// setup loads the configuration for cmd and sets up logging: the start of
+// every command that is configured.
+func setup(cmd *cobra.Command, stdio IO) (config.Config, error) {
+	cfg, err := loadConfig(cmd, stdio)
+	if err != nil {
+		return config.Config{}, err
+	}
+	newLogger(cfg.Log, stdio.Err)
+	return cfg, nil
+}
+
 // newLogger returns the structured logger for stderr and makes it slog's default,
 // which is where distribution's own logs are bridged to.
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {

@@ -79,23 +79,15 @@ func TestDockerPushPullRun(t *testing.T) {
 	local := "idpbuilder-e2e/hello:v1"
 	remote := srv.Localhost() + "/e2e/hello:v1"
 	importHello(t, local)
-	runCmd(t, time.Minute, "docker", "tag", local, remote)
-	t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", remote) })
-
-	out := runCmd(t, 5*time.Minute, "docker", "push", remote)
-	m := pushDigestRE.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no digest in docker push output:\n%s", out)
-	}
-	pushed := m[1]
+	pushed := dockerPush(t, local, remote)
 	if got := srv.manifestDigest(t, "e2e/hello", "v1"); got != pushed {
 		t.Fatalf("registry serves %s, docker pushed %s", got, pushed)
 	}
 
 	// Remove every local copy so the pull really goes to the registry.
 	runCmd(t, time.Minute, "docker", "rmi", "-f", remote, local)
-	out = runCmd(t, 5*time.Minute, "docker", "pull", remote)
-	m = pullDigestRE.FindStringSubmatch(out)
+	out := runCmd(t, 5*time.Minute, "docker", "pull", remote)
+	m := pullDigestRE.FindStringSubmatch(out)
 	if m == nil || m[1] != pushed {
 		t.Fatalf("docker pull digest = %v, want %s\n%s", m, pushed, out)
 	}

@@ -100,18 +100,7 @@ func lastLines(s string, n int) string {
 // run runs idpbuilder in the harness environment.
 func (h *kindHarness) run(args ...string) (string, string, int) {
 	h.t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = h.env
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		h.t.Fatalf("run idpbuilder: %v", err)
-	}
-	return stdout.String(), stderr.String(), code
+	return runBinary(h.t, h.env, args...)
 }
 
 func (h *kindHarness) mustRun(args ...string) string {
@@ -291,13 +280,7 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 	ok = ok && t.Run("docker push, deployment runs it", func(t *testing.T) {
 		importHello(t, "idpbuilder-e2e/kindapp:v1")
 		ref := reg + "/e2e/kindapp:v1"
-		runCmd(t, time.Minute, "docker", "tag", "idpbuilder-e2e/kindapp:v1", ref)
-		t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", ref) })
-		m := pushDigestRE.FindStringSubmatch(runCmd(t, 5*time.Minute, "docker", "push", ref))
-		if m == nil {
-			t.Fatal("no digest from docker push")
-		}
-		pushed = m[1]
+		pushed = dockerPush(t, "idpbuilder-e2e/kindapp:v1", ref)
 		imageID := h.deploy("kindapp", ref)
 		if !strings.HasSuffix(imageID, "@"+pushed) {
 			t.Fatalf("pod imageID %s, pushed %s", imageID, pushed)

@@ -218,6 +218,37 @@ func tryCmd(timeout time.Duration, name string, args ...string) (string, error) 
 	return stdout.String(), nil
 }
 
+// runBinary runs idpbuilder with env and returns stdout, stderr and the exit code.
+func runBinary(t testing.TB, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run idpbuilder: %v", err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// dockerPush tags local as remote, pushes it with the docker CLI and returns the
+// pushed digest; the remote tag is removed when the test ends.
+func dockerPush(t testing.TB, local, remote string) string {
+	t.Helper()
+	runCmd(t, time.Minute, "docker", "tag", local, remote)
+	t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", remote) })
+	out := runCmd(t, 5*time.Minute, "docker", "push", remote)
+	m := pushDigestRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no digest in docker push output:\n%s", out)
+	}
+	return m[1]
+}
+
 // requireTool fails (never skips) when a tool the suite depends on is missing:
 // hack/test-all.sh installs them all.
 func requireTool(t testing.TB, name string) {

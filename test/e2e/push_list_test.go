@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,21 +18,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// idpbuilder runs the binary and returns stdout, stderr and the exit code.
+// idpbuilder runs the binary with a fresh HOME.
 func idpbuilder(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run idpbuilder: %v", err)
-	}
-	return stdout.String(), stderr.String(), code
+	return runBinary(t, append(os.Environ(), "HOME="+t.TempDir()), args...)
 }
 
 type listEntry struct {

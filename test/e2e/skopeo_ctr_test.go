@@ -97,14 +97,7 @@ func TestContainerdPullWithHostsDir(t *testing.T) {
 	local := "idpbuilder-e2e/hello:ctr"
 	remote := srv.Localhost() + "/e2e/ctr:v1"
 	importHello(t, local)
-	runCmd(t, time.Minute, "docker", "tag", local, remote)
-	t.Cleanup(func() { _, _ = tryCmd(time.Minute, "docker", "rmi", "-f", remote) })
-	out := runCmd(t, 5*time.Minute, "docker", "push", remote)
-	m := pushDigestRE.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no digest in push output:\n%s", out)
-	}
-	pushed := m[1]
+	pushed := dockerPush(t, local, remote)
 
 	hosts := t.TempDir()
 	hostDir := filepath.Join(hosts, srv.Localhost())
