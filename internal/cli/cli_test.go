@@ -125,7 +125,7 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	}()
 
 	// The command prints its address on stdout once ready.
-	re := regexp.MustCompile(`Registry listening on http://(127\.0\.0\.1:\d+) \(data in ` + regexp.QuoteMeta(dataDir) + `\)`)
+	re := regexp.MustCompile(`Registry listening on http://(127\.0\.0\.1:\d+) \(data in ` + regexp.QuoteMeta(dataDir) + `, auth: none\)`)
 	var addr string
 	require.Eventually(t, func() bool {
 		if m := re.FindStringSubmatch(out.String()); m != nil {

@@ -12,6 +12,7 @@ func newRegistryCommand(stdio IO) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(newRegistryServeCommand(stdio), newRegistryStatusCommand(stdio), newRegistryListCommand(stdio),
-		newRegistryStartCommand(stdio), newRegistryStopCommand(stdio), newRegistryPushCommand(stdio))
+		newRegistryStartCommand(stdio), newRegistryStopCommand(stdio), newRegistryPushCommand(stdio),
+		newRegistryUserCommand(stdio), newRegistryCertCommand(stdio))
 	return cmd
 }

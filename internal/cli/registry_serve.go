@@ -2,12 +2,20 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/pkg/certs"
+	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
 )
 
@@ -27,7 +35,11 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 			return runRegistryServe(cmd, stdio)
 		},
 	}
-	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age")
+	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
+		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst")
+	// How often the certificate is checked for renewal (hidden: tests shorten it).
+	cmd.Flags().Duration("cert-check-interval", time.Hour, "how often to check the TLS certificate for renewal")
+	_ = cmd.Flags().MarkHidden("cert-check-interval")
 	return cmd
 }
 
@@ -39,18 +51,43 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	logger := newLogger(cfg.Log, stdio.Err)
 
+	opts := registry.Options{
+		ExtraAddrs:     cfg.Registry.ExtraAddrs,
+		DataDir:        cfg.Registry.DataDir,
+		UploadPurgeAge: cfg.Registry.UploadPurgeAge,
+		Logger:         logger,
+		RateLimit: registry.RateLimit{
+			RequestsPerSecond: cfg.Registry.RateLimit,
+			Burst:             cfg.Registry.RateBurst,
+			Disabled:          cfg.Registry.RateLimit == 0,
+		},
+	}
+	policy, err := authOptions(cfg, &opts)
+	if err != nil {
+		return err
+	}
+	accessLog, closeLog, err := openAccessLog(cfg, stdio)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	opts.AccessLog = accessLog
+
 	// Bind first: a busy port must fail before anything is written to the data dir.
 	ln, err := registry.Listen(ctx, cfg.Registry.Addr)
 	if err != nil {
 		return Usage(err)
 	}
-	reg := registry.New(registry.Options{
-		Listener:       ln,
-		ExtraAddrs:     cfg.Registry.ExtraAddrs,
-		DataDir:        cfg.Registry.DataDir,
-		UploadPurgeAge: cfg.Registry.UploadPurgeAge,
-		Logger:         logger,
-	})
+	opts.Listener = ln
+	caHint := ""
+	if cfg.Registry.TLS {
+		interval, _ := cmd.Flags().GetDuration("cert-check-interval")
+		if caHint, err = tlsOptions(ctx, cfg, &opts, interval, logger); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+	reg := registry.New(opts)
 	if err := reg.Start(ctx); err != nil {
 		var dde *registry.DataDirError
 		if errors.As(err, &dde) {
@@ -59,9 +96,15 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 		return err
 	}
 
-	addr := reg.Addr()
-	fmt.Fprintf(stdio.Out, "Registry listening on http://%s (data in %s)\n", addr, cfg.Registry.DataDir)
+	addr, scheme := reg.Addr(), "http"
+	if cfg.Registry.TLS {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdio.Out, "Registry listening on %s://%s (data in %s, auth: %s)\n", scheme, addr, cfg.Registry.DataDir, policy)
 	fmt.Fprintf(stdio.Out, "Push an image: docker tag IMAGE %s/IMAGE && docker push %s/IMAGE\n", pushHost(addr), pushHost(addr))
+	if caHint != "" {
+		fmt.Fprintln(stdio.Out, caHint)
+	}
 
 	var serveErr error
 	select {
@@ -75,6 +118,79 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Registry.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(serveErr, reg.Stop(stopCtx))
+}
+
+// authOptions resolves the auth policy: the configured one, else push when users
+// exist, else none. A policy that needs users when there are none is refused.
+func authOptions(cfg config.Config, opts *registry.Options) (auth.Policy, error) {
+	verifier := auth.NewVerifier(auth.Htpasswd{Path: cfg.Registry.Htpasswd})
+	has, err := verifier.HasUsers()
+	if err != nil {
+		return "", Usage(fmt.Errorf("read users from %s: %w", cfg.Registry.Htpasswd, err))
+	}
+	policy := auth.PolicyNone
+	if has {
+		policy = auth.PolicyPush
+	}
+	if cfg.Registry.Auth != "" {
+		if policy, err = auth.ParsePolicy(cfg.Registry.Auth); err != nil {
+			return "", Usage(err)
+		}
+	}
+	if policy != auth.PolicyNone && !has {
+		return "", Usage(fmt.Errorf("--auth=%s needs at least one user in %s: add one with `idpbuilder registry user add NAME --password-stdin`", policy, cfg.Registry.Htpasswd))
+	}
+	opts.Auth = &registry.AuthOptions{Policy: policy, Verifier: verifier}
+	return policy, nil
+}
+
+// tlsOptions sets up HTTPS: your own certificate, or one from the local CA kept
+// current by a background check. It returns a hint about trusting the CA.
+func tlsOptions(ctx context.Context, cfg config.Config, opts *registry.Options, interval time.Duration, logger *slog.Logger) (string, error) {
+	if cfg.Registry.TLSCert != "" {
+		get, _, err := certs.LoadStatic(cfg.Registry.TLSCert, cfg.Registry.TLSKey)
+		if err != nil {
+			return "", Usage(err)
+		}
+		opts.GetCertificate = get
+		return "", nil
+	}
+	names := append([]string{}, cfg.Registry.TLSNames...)
+	for _, a := range append([]string{cfg.Registry.Addr}, cfg.Registry.ExtraAddrs...) {
+		if host, _, err := net.SplitHostPort(a); err == nil && host != "" && host != "0.0.0.0" && host != "::" {
+			names = append(names, host)
+		}
+	}
+	m := &certs.Manager{Dir: cfg.Registry.CertDir, Names: names}
+	if _, err := m.Ensure(); err != nil {
+		return "", fmt.Errorf("TLS certificate: %w", err)
+	}
+	go m.Run(ctx, interval, func(leaf *x509.Certificate, err error) {
+		if err != nil {
+			logger.Error("certificate renewal failed", "err", err)
+			return
+		}
+		logger.Info("serving a renewed certificate", "serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
+	})
+	opts.GetCertificate = m.GetCertificate
+	return fmt.Sprintf("Clients must trust the CA %s (idpbuilder registry trust installs it for Docker and containerd)",
+		filepath.Join(cfg.Registry.CertDir, certs.CAFile)), nil
+}
+
+// openAccessLog returns the access logger: stderr (the main log's format), a
+// JSON file, or none.
+func openAccessLog(cfg config.Config, stdio IO) (*slog.Logger, func(), error) {
+	switch cfg.Registry.AccessLog {
+	case "off":
+		return nil, func() {}, nil
+	case "stderr":
+		return slog.Default().With("log", "access"), func() {}, nil
+	}
+	f, err := os.OpenFile(cfg.Registry.AccessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, Usage(fmt.Errorf("open access log: %w", err))
+	}
+	return slog.New(slog.NewJSONHandler(f, nil)), func() { f.Close() }, nil
 }
 
 // pushHost is the name docker users should push to: loopback and wildcard

@@ -101,8 +101,14 @@ func addSettingFlags(fs *pflag.FlagSet, names ...string) {
 	defaults := config.Default(func(string) (string, bool) { return "", false })
 	for _, s := range config.Settings() {
 		for _, n := range names {
-			if s.Flag == n {
-				fs.String(s.Flag, s.Get(&defaults), fmt.Sprintf("%s (env %s)", s.Usage, s.Env()))
+			if s.Flag != n {
+				continue
+			}
+			usage := fmt.Sprintf("%s (env %s)", s.Usage, s.Env())
+			if s.Bool {
+				fs.Bool(s.Flag, s.Get(&defaults) == "true", usage)
+			} else {
+				fs.String(s.Flag, s.Get(&defaults), usage)
 			}
 		}
 	}

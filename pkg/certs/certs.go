@@ -58,6 +58,9 @@ type Manager struct {
 	caK  crypto.Signer
 	cur  *tls.Certificate
 	leaf *x509.Certificate
+	// certMod is the modification time of the server certificate we hold, so a
+	// certificate rotated by another process (`registry cert rotate`) is picked up.
+	certMod time.Time
 }
 
 func (m *Manager) now() time.Time {
@@ -98,9 +101,10 @@ func (m *Manager) Ensure() (renewed bool, err error) {
 			return false, err
 		}
 	}
-	if m.cur == nil {
-		if c, leaf, err := loadPair(filepath.Join(m.Dir, CertFile), filepath.Join(m.Dir, KeyFile)); err == nil {
-			m.cur, m.leaf = c, leaf
+	certPath := filepath.Join(m.Dir, CertFile)
+	if info, err := os.Stat(certPath); err == nil && (m.cur == nil || !info.ModTime().Equal(m.certMod)) {
+		if c, leaf, err := loadPair(certPath, filepath.Join(m.Dir, KeyFile)); err == nil {
+			m.cur, m.leaf, m.certMod = c, leaf, info.ModTime()
 		}
 	}
 	if m.leaf != nil && !m.needsRenewal(m.leaf) {
@@ -172,7 +176,8 @@ func (m *Manager) CAPEM() ([]byte, error) {
 }
 
 // Run re-checks the certificate every interval until ctx ends, renewing it when
-// needed; onRenew (if set) hears of each renewal or failure.
+// needed and picking up one rotated on disk; onRenew (if set) hears of each
+// change or failure.
 func (m *Manager) Run(ctx context.Context, interval time.Duration, onRenew func(leaf *x509.Certificate, err error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -181,9 +186,12 @@ func (m *Manager) Run(ctx context.Context, interval time.Duration, onRenew func(
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			renewed, err := m.Ensure()
-			if onRenew != nil && (renewed || err != nil) {
-				onRenew(m.Leaf(), err)
+			before := m.Leaf()
+			_, err := m.Ensure()
+			after := m.Leaf()
+			changed := before == nil || after == nil || before.SerialNumber.Cmp(after.SerialNumber) != 0
+			if onRenew != nil && (changed || err != nil) {
+				onRenew(after, err)
 			}
 		}
 	}
@@ -260,6 +268,9 @@ func (m *Manager) issue() error {
 	leaf, _ := x509.ParseCertificate(der)
 	m.cur = &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 	m.leaf = leaf
+	if info, err := os.Stat(filepath.Join(m.Dir, CertFile)); err == nil {
+		m.certMod = info.ModTime()
+	}
 	return nil
 }
 

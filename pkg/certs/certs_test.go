@@ -149,3 +149,33 @@ func TestFingerprint(t *testing.T) {
 	assert.Len(t, fp, 95)
 	assert.Regexp(t, `^([0-9a-f]{2}:){31}[0-9a-f]{2}$`, fp)
 }
+
+func TestRunPicksUpRotationByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	serving := &Manager{Dir: dir}
+	_, err := serving.Ensure()
+	require.NoError(t, err)
+	first := serving.Leaf().SerialNumber
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan *x509.Certificate, 1)
+	go serving.Run(ctx, 10*time.Millisecond, func(leaf *x509.Certificate, err error) {
+		if err == nil {
+			select {
+			case changed <- leaf:
+			default:
+			}
+		}
+	})
+	time.Sleep(20 * time.Millisecond) // distinct mtime
+	other := &Manager{Dir: dir}       // e.g. `idpbuilder registry cert rotate`
+	require.NoError(t, other.Rotate())
+	select {
+	case leaf := <-changed:
+		assert.NotEqual(t, first, leaf.SerialNumber)
+		assert.Equal(t, other.Leaf().SerialNumber, leaf.SerialNumber)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the serving manager did not pick up the rotated certificate")
+	}
+}

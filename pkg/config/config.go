@@ -64,6 +64,24 @@ type Registry struct {
 	ShutdownTimeout time.Duration
 	// UploadPurgeAge is how old an abandoned upload must be before it is deleted.
 	UploadPurgeAge time.Duration
+
+	// TLS serves HTTPS with a certificate from CertDir (or TLSCert/TLSKey).
+	TLS bool
+	// TLSCert and TLSKey bring your own certificate (both or neither).
+	TLSCert, TLSKey string
+	// TLSNames are extra names (DNS or IP) for the generated certificate.
+	TLSNames []string
+	// CertDir holds the generated CA and server certificate.
+	CertDir string
+	// Auth is none, push or all; empty means push when users exist, else none.
+	Auth string
+	// Htpasswd is the user file.
+	Htpasswd string
+	// AccessLog is "stderr", "off" or a file path.
+	AccessLog string
+	// RateLimit is requests per second per client; RateBurst the bucket size.
+	RateLimit float64
+	RateBurst int
 }
 
 // Default returns the built-in defaults. env looks up environment variables
@@ -81,6 +99,11 @@ func Default(env func(string) (string, bool)) Config {
 			DataDir:         filepath.Join(StateDir(env), "registry"),
 			ShutdownTimeout: 30 * time.Second,
 			UploadPurgeAge:  168 * time.Hour,
+			CertDir:         filepath.Join(StateDir(env), "certs"),
+			Htpasswd:        filepath.Join(StateDir(env), "auth", "htpasswd"),
+			AccessLog:       "stderr",
+			RateLimit:       1000,
+			RateBurst:       2000,
 		},
 	}
 }
@@ -151,6 +174,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Registry.ShutdownTimeout <= 0 {
 		bad("registry.shutdownTimeout", "must be positive, got %s", c.Registry.ShutdownTimeout)
+	}
+	if (c.Registry.TLSCert == "") != (c.Registry.TLSKey == "") {
+		bad("registry.tlsCert", "give both a certificate (--tls-cert) and its key (--tls-key), or neither")
+	}
+	if c.Registry.TLSCert != "" && !c.Registry.TLS {
+		bad("registry.tls", "--tls-cert/--tls-key are set but TLS is off: add --tls")
 	}
 	if c.Registry.UploadPurgeAge < time.Minute {
 		bad("registry.uploadPurgeAge", "must be at least 1m, got %s (uploads younger than this are never purged)", c.Registry.UploadPurgeAge)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ type Setting struct {
 	Flag string
 	// Usage is the flag's help text.
 	Usage string
+	// Bool settings are boolean flags (--tls, not --tls=true).
+	Bool bool
 	set   func(c *Config, v string) error
 	get   func(c *Config) string
 }
@@ -106,6 +109,95 @@ func Settings() []Setting {
 			get: func(c *Config) string { return c.Registry.DataDir },
 		},
 		{
+			Key: "registry.tls", Flag: "tls", Bool: true, Usage: "serve HTTPS with a certificate from the local CA (renewed automatically)",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.Registry.TLS = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.Registry.TLS) },
+		},
+		pathSetting("registry.tlsCert", "tls-cert", "your own TLS certificate (PEM) instead of the generated one", func(c *Config) *string { return &c.Registry.TLSCert }),
+		pathSetting("registry.tlsKey", "tls-key", "the key of --tls-cert (PEM)", func(c *Config) *string { return &c.Registry.TLSKey }),
+		{
+			Key: "registry.tlsNames", Flag: "tls-names", Usage: "extra DNS names or IPs for the generated certificate, comma-separated",
+			set: func(c *Config, v string) error {
+				var names []string
+				for _, n := range strings.Split(v, ",") {
+					if n = strings.TrimSpace(n); n == "" {
+						continue
+					}
+					if net.ParseIP(n) == nil && !validHostname(n) {
+						return fmt.Errorf("%q is neither a host name nor an IP address", n)
+					}
+					names = append(names, n)
+				}
+				c.Registry.TLSNames = names
+				return nil
+			},
+			get: func(c *Config) string { return strings.Join(c.Registry.TLSNames, ",") },
+		},
+		pathSetting("registry.certDir", "cert-dir", "where the local CA and the server certificate are kept", func(c *Config) *string { return &c.Registry.CertDir }),
+		{
+			Key: "registry.auth", Flag: "auth", Usage: "who must log in: none, push (pushes and deletes) or all (default: push once a user exists, else none)",
+			set: func(c *Config, v string) error {
+				v = strings.ToLower(strings.TrimSpace(v))
+				if v != "none" && v != "push" && v != "all" {
+					return fmt.Errorf("%q is not an auth policy (use none, push or all)", v)
+				}
+				c.Registry.Auth = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.Auth },
+		},
+		pathSetting("registry.htpasswd", "htpasswd", "the user file (bcrypt htpasswd), managed with `registry user`", func(c *Config) *string { return &c.Registry.Htpasswd }),
+		{
+			Key: "registry.accessLog", Flag: "access-log", Usage: "access log: stderr, off, or a file path",
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v == "" {
+					return fmt.Errorf("must not be empty (use stderr, off or a path)")
+				}
+				if v != "stderr" && v != "off" {
+					abs, err := filepath.Abs(v)
+					if err != nil {
+						return err
+					}
+					v = abs
+				}
+				c.Registry.AccessLog = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.AccessLog },
+		},
+		{
+			Key: "registry.rateLimit", Flag: "rate-limit", Usage: "requests per second per client (0 turns limiting off)",
+			set: func(c *Config, v string) error {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil || f < 0 {
+					return fmt.Errorf("%q is not a non-negative number", v)
+				}
+				c.Registry.RateLimit = f
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatFloat(c.Registry.RateLimit, 'f', -1, 64) },
+		},
+		{
+			Key: "registry.rateBurst", Flag: "rate-burst", Usage: "requests a client may make at once before the rate limit applies",
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil || n < 1 {
+					return fmt.Errorf("%q is not a positive integer", v)
+				}
+				c.Registry.RateBurst = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.Registry.RateBurst) },
+		},
+		{
 			Key: "registry.shutdownTimeout", Flag: "shutdown-timeout", Usage: "how long in-flight requests may finish after SIGINT/SIGTERM",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.ShutdownTimeout }),
 			get: func(c *Config) string { return c.Registry.ShutdownTimeout.String() },
@@ -182,6 +274,27 @@ func Settings() []Setting {
 			},
 			get: func(c *Config) string { return c.Cluster.InClusterName },
 		},
+	}
+}
+
+// pathSetting is a file or directory path, made absolute; empty clears it.
+func pathSetting(key, flag, usage string, field func(*Config) *string) Setting {
+	return Setting{
+		Key: key, Flag: flag, Usage: usage,
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v == "" {
+				*field(c) = ""
+				return nil
+			}
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return fmt.Errorf("cannot make %q absolute: %w", v, err)
+			}
+			*field(c) = abs
+			return nil
+		},
+		get: func(c *Config) string { return *field(c) },
 	}
 }
 

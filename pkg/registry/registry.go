@@ -6,6 +6,7 @@ package registry
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
 
 	// The filesystem storage driver registers itself with distribution's factory.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
@@ -40,6 +43,15 @@ type Options struct {
 	UploadPurgeAge time.Duration
 	// Logger receives idpbuilder's own registry logs; nil means slog.Default().
 	Logger *slog.Logger
+	// AccessLog, if set, gets one line per request.
+	AccessLog *slog.Logger
+	// GetCertificate, if set, turns on TLS; it is asked on every handshake, so a
+	// renewed certificate is served without a restart.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Auth, if set, requires users according to its policy.
+	Auth *AuthOptions
+	// RateLimit bounds requests per client.
+	RateLimit RateLimit
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -150,15 +162,41 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	var registryHandler http.Handler = app
+	if r.opts.Auth != nil && r.opts.Auth.Policy != auth.PolicyNone {
+		registryHandler = withAuth(registryHandler, *r.opts.Auth, newLimiter(failedLoginRate, failedLoginBurst, nil))
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", r.handleLive)
 	mux.HandleFunc("GET /readyz", r.handleReady)
-	mux.Handle("/", app)
+	mux.Handle("/", withLimits(registryHandler))
+	var handler http.Handler = mux
+	if !r.opts.RateLimit.Disabled {
+		rps, burst := r.opts.RateLimit.RequestsPerSecond, r.opts.RateLimit.Burst
+		if rps <= 0 {
+			rps = DefaultRequestsPerSecond
+		}
+		if burst <= 0 {
+			burst = DefaultBurst
+		}
+		handler = withRateLimit(handler, newLimiter(rps, burst, nil))
+	}
+	handler = withSecurityHeaders(handler, r.opts.GetCertificate != nil)
+	handler = withAccessLog(handler, r.opts.AccessLog)
+
+	if r.opts.GetCertificate != nil {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.opts.GetCertificate}
+		for i, l := range lns {
+			lns[i] = tls.NewListener(l, tlsCfg)
+		}
+		ln = lns[0]
+	}
 
 	r.ln, r.app = ln, app
 	r.conns = newConnTracker()
 	r.srv = &http.Server{
-		Handler:           mux,
+		Handler:           handler,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         r.conns.track,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
