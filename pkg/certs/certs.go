@@ -246,7 +246,8 @@ func (m *Manager) issue() error {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "idpbuilder registry", Organization: []string{"idpbuilder"}},
-		NotBefore:    now.Add(-5 * time.Minute),
+		// Backdated a little for clocks that lag, never by a noticeable share of the lifetime.
+		NotBefore:    now.Add(-min(5*time.Minute, m.lifetime()/100)),
 		NotAfter:     now.Add(m.lifetime()),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
