@@ -247,10 +247,10 @@ func (m *Manager) issue() error {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "idpbuilder registry", Organization: []string{"idpbuilder"}},
 		// Backdated a little for clocks that lag, never by a noticeable share of the lifetime.
-		NotBefore:    now.Add(-min(5*time.Minute, m.lifetime()/100)),
-		NotAfter:     now.Add(m.lifetime()),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		NotBefore:   now.Add(-min(5*time.Minute, m.lifetime()/100)),
+		NotAfter:    now.Add(m.lifetime()),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	for _, n := range m.names() {
 		if ip := net.ParseIP(n); ip != nil {

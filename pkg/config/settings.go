@@ -21,8 +21,8 @@ type Setting struct {
 	Usage string
 	// Bool settings are boolean flags (--tls, not --tls=true).
 	Bool bool
-	set   func(c *Config, v string) error
-	get   func(c *Config) string
+	set  func(c *Config, v string) error
+	get  func(c *Config) string
 }
 
 // Env is the environment variable for the setting: IDPBUILDER_ and the flag name
