@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,18 +88,24 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var listeningRE = regexp.MustCompile(`Registry listening on http://(\S+) `)
+var listeningRE = regexp.MustCompile(`Registry listening on https?://(\S+) `)
 
 // startServer runs the registry on a free loopback port with dataDir (a new temp
 // dir when empty) and waits until it is ready. It is stopped when the test ends.
 func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
+	t.Helper()
+	return startServerHome(t, t.TempDir(), dataDir, extraArgs...)
+}
+
+// startServerHome is startServer with HOME (the state dir: users, certificates) given.
+func startServerHome(t testing.TB, home, dataDir string, extraArgs ...string) *server {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	args := append([]string{"registry", "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, extraArgs...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	cmd.Env = append(os.Environ(), "HOME="+home)
 	s := &server{DataDir: dataDir, cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -131,7 +139,7 @@ func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("registry not ready after 30s\nstderr:\n%s", s.stderr)
 	}
-	resp, err := http.Get("http://" + s.Addr + "/readyz")
+	resp, err := insecureHTTP.Get(s.scheme() + "://" + s.Addr + "/readyz")
 	if err != nil {
 		t.Fatalf("readyz: %v", err)
 	}
@@ -141,6 +149,17 @@ func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 	}
 	return s
 }
+
+// scheme is https when the server was started with --tls.
+func (s *server) scheme() string {
+	if slices.Contains(s.cmd.Args, "--tls") {
+		return "https"
+	}
+	return "http"
+}
+
+// insecureHTTP is for readiness probes only: tests that check TLS use the CA.
+var insecureHTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 
 // Stop sends SIGTERM and waits for a clean exit; it fails the test otherwise.
 func (s *server) Stop(t testing.TB) {
