@@ -13,8 +13,9 @@ BENCHTIME ?= 1s
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build a static binary into bin/
+build: ## build a static binary into bin/ (and the docker-credential-idpbuilder link)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/idpbuilder
+	ln -sf idpbuilder $(dir $(BIN))docker-credential-idpbuilder
 
 test: ## unit tests (race detector on)
 	$(GO) test -race -count=1 ./...

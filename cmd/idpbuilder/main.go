@@ -1,4 +1,5 @@
 // Command idpbuilder runs a local Kubernetes platform with a built-in OCI registry.
+// Linked as docker-credential-idpbuilder it is a Docker credential helper.
 package main
 
 import (
@@ -12,7 +13,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Env: os.LookupEnv})
+	code := cli.Main(ctx, os.Args, cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Env: os.LookupEnv})
 	stop()
 	os.Exit(code)
 }

@@ -91,7 +91,8 @@ func NewRootCommand(stdio IO) *cobra.Command {
 	root.PersistentFlags().String("config", "", "config file (default $XDG_CONFIG_HOME/idpbuilder/config.yaml if it exists; env IDPBUILDER_CONFIG)")
 	addSettingFlags(root.PersistentFlags(), "log-level", "log-format")
 
-	root.AddCommand(newVersionCommand(stdio), newRegistryCommand(stdio), newCreateCommand(stdio), newDeleteCommand(stdio))
+	root.AddCommand(newVersionCommand(stdio), newRegistryCommand(stdio), newCreateCommand(stdio), newDeleteCommand(stdio),
+		newCredentialHelperCommand(stdio))
 	return root
 }
 
