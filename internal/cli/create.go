@@ -40,7 +40,8 @@ func newCreateCommand(stdio IO) *cobra.Command {
 			return runCreate(cmd.Context(), stdio, cfg, withRegistry, recreate)
 		},
 	}
-	addSettingFlags(cmd.Flags(), "name", "node-image", "kind-config", "registry-port", "in-cluster-name")
+	addSettingFlags(cmd.Flags(), "name", "node-image", "kind-config", "registry-port", "in-cluster-name",
+		"registry-mode", "registry-tls", "registry-auth", "htpasswd")
 	cmd.Flags().BoolVar(&withRegistry, "registry", true, "run the built-in registry and wire the nodes to it")
 	cmd.Flags().BoolVar(&recreate, "recreate", false, "delete the cluster first if it exists")
 	return cmd
@@ -98,7 +99,10 @@ func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, r
 		}
 		return err
 	}
-	reg := clusterRegistry(ep, cfg)
+	reg, err := clusterRegistry(stdio, cfg, ep)
+	if err != nil {
+		return err
+	}
 	ns, err := cl.Nodes()
 	if err != nil {
 		return err

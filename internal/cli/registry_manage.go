@@ -2,21 +2,25 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
+	"github.com/idpbuilder/idpbuilder/pkg/certs"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/kind"
 	"github.com/idpbuilder/idpbuilder/pkg/registryclient"
-	"github.com/idpbuilder/idpbuilder/pkg/registryruntime"
 )
 
 // registryStatus is what `registry status` reports.
@@ -84,6 +88,10 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 		return registryStatus{}, err
 	}
 	dataDir := filepath.Join(clusterStateDir(stdio.Env, cfg.Cluster.Name), "registry")
+	client, scheme, err := clusterClient(stdio, cfg)
+	if err != nil {
+		return registryStatus{}, err
+	}
 	st := registryStatus{
 		Cluster: cfg.Cluster.Name, Mode: mode, Instance: rt.Describe(),
 		Address: fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort), DataDir: dataDir,
@@ -97,12 +105,12 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 		st.Health = "no registry (run `idpbuilder create`)"
 		return st, nil
 	case "running":
-		st.Health = probeHealth(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", cfg.Cluster.RegistryPort))
+		st.Health = probeHealth(ctx, client.Transport, fmt.Sprintf("%s://127.0.0.1:%d/readyz", scheme, cfg.Cluster.RegistryPort))
 	default:
 		st.Health = "not running (start it: `idpbuilder registry start`)"
 	}
 	if st.Health == "ok" {
-		entries, err := registryclient.New(st.Address).List(ctx, "")
+		entries, err := client.List(ctx, "")
 		if err != nil {
 			st.Health = "catalog: " + err.Error()
 		}
@@ -127,7 +135,12 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 		st.WiringError = err.Error()
 		return st, nil
 	}
-	ws, err := cl.Wiring(ctx, clusterRegistry(ep, cfg))
+	reg, err := clusterRegistry(stdio, cfg, ep)
+	if err != nil {
+		st.WiringError = err.Error()
+		return st, nil
+	}
+	ws, err := cl.Wiring(ctx, reg)
 	if err != nil {
 		st.WiringError = err.Error()
 		return st, nil
@@ -136,19 +149,37 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 	return st, nil
 }
 
-func clusterRegistry(ep *registryruntime.Endpoint, cfg config.Config) kind.Registry {
-	return kind.Registry{
-		HostAddr: ep.HostAddr, NodeURL: ep.NodeURL, NodeHost: ep.NodeHost,
-		ClusterIP: ep.ClusterIP, ClusterPort: ep.ClusterPort,
-		InClusterName: cfg.Cluster.InClusterName, Help: helpURL,
+// clusterClient is a client for the cluster's registry: HTTPS trusting the
+// cluster CA when it has TLS, logged in as the nodes when every request needs a
+// login. It returns the scheme too.
+func clusterClient(stdio IO, cfg config.Config) (*registryclient.Client, string, error) {
+	c := registryclient.New(fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort))
+	st := resolveSettings(stdio, cfg)
+	scheme := "http"
+	if st.TLS {
+		scheme, c.Insecure = "https", false
+		pool := x509.NewCertPool()
+		if pem, err := os.ReadFile(filepath.Join(clusterCertDir(stdio.Env, cfg.Cluster.Name), certs.CAFile)); err == nil {
+			pool.AppendCertsFromPEM(pem)
+		}
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	}
+	if st.Auth == "all" {
+		if secret, err := os.ReadFile(filepath.Join(clusterStateDir(stdio.Env, cfg.Cluster.Name), "node-pull.secret")); err == nil {
+			c.Auth = &authn.Basic{Username: nodeUser(cfg.Cluster.Name), Password: string(secret)}
+		}
+	}
+	return c, scheme, nil
 }
 
-func probeHealth(ctx context.Context, url string) string {
+func probeHealth(ctx context.Context, tr http.RoundTripper, url string) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	if tr == nil {
+		tr = http.DefaultTransport
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		return err.Error()
 	}

@@ -42,6 +42,10 @@ type Cluster struct {
 	// RegistryMode is where the registry runs: container or process; empty means
 	// what the cluster was created with (container for a new one).
 	RegistryMode string
+	// RegistryTLS is "true" or "false"; empty means what the cluster was created with.
+	RegistryTLS string
+	// RegistryAuth is none, push or all; empty means what the cluster was created with.
+	RegistryAuth string
 }
 
 // Log configures idpbuilder's own structured logs (always on stderr).

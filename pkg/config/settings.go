@@ -264,6 +264,35 @@ func Settings() []Setting {
 			get: func(c *Config) string { return c.Cluster.RegistryMode },
 		},
 		{
+			Key: "cluster.registryTLS", Flag: "registry-tls", Bool: true, Usage: "serve the cluster registry over HTTPS (local CA trusted by the nodes)",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.Cluster.RegistryTLS = strconv.FormatBool(b)
+				return nil
+			},
+			get: func(c *Config) string {
+				if c.Cluster.RegistryTLS == "" {
+					return "false"
+				}
+				return c.Cluster.RegistryTLS
+			},
+		},
+		{
+			Key: "cluster.registryAuth", Flag: "registry-auth", Usage: "who must log in to the cluster registry: none, push or all (nodes are given credentials)",
+			set: func(c *Config, v string) error {
+				v = strings.ToLower(strings.TrimSpace(v))
+				if v != "none" && v != "push" && v != "all" {
+					return fmt.Errorf("%q is not an auth policy (use none, push or all)", v)
+				}
+				c.Cluster.RegistryAuth = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Cluster.RegistryAuth },
+		},
+		{
 			Key: "cluster.inClusterName", Flag: "in-cluster-name", Usage: "registry host name for pods (port 5000)",
 			set: func(c *Config, v string) error {
 				if !validHostname(v) {

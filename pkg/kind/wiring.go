@@ -28,6 +28,12 @@ type Registry struct {
 	InClusterName string
 	// Help is the documentation URL published in the KEP-1755 ConfigMap.
 	Help string
+	// CAPEM, when the registry speaks TLS, is the CA nodes must trust; it is
+	// written beside each hosts.toml and referenced with ca = (no skip_verify).
+	CAPEM []byte
+	// Authorization, when nodes must log in to pull, is the header value
+	// containerd sends to the registry (e.g. "Basic ...").
+	Authorization string
 }
 
 // InClusterPort is the port of the in-cluster name.
@@ -47,23 +53,46 @@ func (r Registry) Names() []string {
 }
 
 // HostsTOML is the containerd host config that sends pulls for one of the
-// registry's names to NodeURL. The explicit [host] entry matters: with config_path
-// set, containerd no longer treats localhost as plain HTTP on its own.
-func (r Registry) HostsTOML() string {
-	return fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", r.NodeURL, r.NodeURL)
+// registry's names (name) to NodeURL. The explicit [host] entry matters: with
+// config_path set, containerd no longer treats localhost as plain HTTP on its own.
+func (r Registry) HostsTOML(name string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", r.NodeURL, r.NodeURL)
+	if len(r.CAPEM) > 0 {
+		fmt.Fprintf(&b, "  ca = %q\n", CertsDir+"/"+name+"/ca.crt")
+	}
+	if r.Authorization != "" {
+		fmt.Fprintf(&b, "  [host.%q.header]\n    Authorization = [%q]\n", r.NodeURL, r.Authorization)
+	}
+	return b.String()
 }
 
 // WireNodes writes hosts.toml for every registry name on every node. containerd
 // reads the directory on each pull, so no restart is needed.
 func WireNodes(ctx context.Context, ns []nodes.Node, r Registry) error {
-	toml := r.HostsTOML()
 	for _, n := range ns {
 		for _, name := range r.Names() {
 			dir := CertsDir + "/" + name
-			if _, err := nodeOutput(ctx, n, strings.NewReader(toml), "sh", "-c", `mkdir -p "$1" && cat > "$1/hosts.toml.tmp" && mv "$1/hosts.toml.tmp" "$1/hosts.toml"`, "sh", dir); err != nil {
-				return fmt.Errorf("write %s/hosts.toml: %w", dir, err)
+			// The CA first: hosts.toml must never name a ca.crt that is not there.
+			if len(r.CAPEM) > 0 {
+				if err := writeNodeFile(ctx, n, dir, "ca.crt", r.CAPEM); err != nil {
+					return err
+				}
+			}
+			if err := writeNodeFile(ctx, n, dir, "hosts.toml", []byte(r.HostsTOML(name))); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// writeNodeFile replaces dir/file on a node atomically, readable by root only
+// (hosts.toml may carry the pull credentials).
+func writeNodeFile(ctx context.Context, n nodes.Node, dir, file string, data []byte) error {
+	script := `umask 077 && mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"`
+	if _, err := nodeOutput(ctx, n, bytes.NewReader(data), "sh", "-c", script, "sh", dir, file); err != nil {
+		return fmt.Errorf("write %s/%s: %w", dir, file, err)
 	}
 	return nil
 }
@@ -243,7 +272,6 @@ func (c *Cluster) Wiring(ctx context.Context, r Registry) (WiringStatus, error) 
 	if err != nil {
 		return ws, err
 	}
-	want := r.HostsTOML()
 	for _, n := range ns {
 		nw := NodeWiring{Node: n.String(), HostsTOML: map[string]string{}}
 		for _, name := range r.Names() {
@@ -251,7 +279,7 @@ func (c *Cluster) Wiring(ctx context.Context, r Registry) (WiringStatus, error) 
 			switch {
 			case err != nil:
 				nw.HostsTOML[name] = "missing"
-			case got != want:
+			case got != r.HostsTOML(name):
 				nw.HostsTOML[name] = "stale"
 			default:
 				nw.HostsTOML[name] = "ok"

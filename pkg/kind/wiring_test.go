@@ -23,7 +23,20 @@ func TestHostsTOML(t *testing.T) {
 
 [host."http://localdev-registry:5000"]
   capabilities = ["pull", "resolve", "push"]
-`, testRegistry.HostsTOML())
+`, testRegistry.HostsTOML("localhost:5001"))
+
+	secure := testRegistry
+	secure.NodeURL = "https://localdev-registry:5000"
+	secure.CAPEM = []byte("-----BEGIN CERTIFICATE-----")
+	secure.Authorization = "Basic YTpi"
+	assert.Equal(t, `server = "https://localdev-registry:5000"
+
+[host."https://localdev-registry:5000"]
+  capabilities = ["pull", "resolve", "push"]
+  ca = "/etc/containerd/certs.d/registry.local:5000/ca.crt"
+  [host."https://localdev-registry:5000".header]
+    Authorization = ["Basic YTpi"]
+`, secure.HostsTOML("registry.local:5000"))
 }
 
 func TestLocalRegistryHosting(t *testing.T) {

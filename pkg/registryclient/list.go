@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -33,7 +34,10 @@ type Client struct {
 	Registry string
 	// Insecure allows plain HTTP (the default registry has no TLS).
 	Insecure bool
-	opts     []remote.Option
+	// Transport, if set, carries the requests (e.g. trusting the local CA).
+	Transport http.RoundTripper
+	// Auth, if set, logs in; anonymous otherwise.
+	Auth authn.Authenticator
 }
 
 // New returns a client for registry (host:port) over plain HTTP.
@@ -49,7 +53,14 @@ func (c *Client) nameOpts() []name.Option {
 }
 
 func (c *Client) remoteOpts(ctx context.Context) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx)}, c.opts...)
+	opts := []remote.Option{remote.WithContext(ctx)}
+	if c.Transport != nil {
+		opts = append(opts, remote.WithTransport(c.Transport))
+	}
+	if c.Auth != nil {
+		opts = append(opts, remote.WithAuth(c.Auth))
+	}
+	return opts
 }
 
 // Repositories lists every repository.

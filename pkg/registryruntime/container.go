@@ -2,11 +2,16 @@ package registryruntime
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,6 +56,44 @@ type ContainerOptions struct {
 	DataDir string
 	// Binary is the idpbuilder executable the image is built from (os.Executable()).
 	Binary string
+	// CertDir, when set, turns on TLS: the local CA and server certificate live
+	// there (on the host), mounted into the container.
+	CertDir string
+	// TLSNames are the names the certificate must cover besides the defaults.
+	TLSNames []string
+	// Htpasswd and Auth, when set, turn on authentication with that user file
+	// (mounted read-only) and policy (push or all).
+	Htpasswd string
+	Auth     string
+}
+
+// Paths inside the container for the optional mounts.
+const (
+	containerCertDir  = "/var/lib/idpbuilder/certs"
+	containerHtpasswd = "/etc/idpbuilder/htpasswd"
+	// LabelConfig carries a digest of the serve arguments, so a changed setting
+	// (TLS on, another policy) replaces the container.
+	LabelConfig = "io.idpbuilder.config"
+)
+
+// serveArgs are the container's arguments to `idpbuilder registry serve`.
+func (c *Container) serveArgs() []string {
+	args := []string{"--addr", fmt.Sprintf("0.0.0.0:%d", ContainerPort), "--data-dir", containerDataDir}
+	if c.Opts.CertDir != "" {
+		args = append(args, "--tls", "--cert-dir", containerCertDir, "--cert-check-interval", "5s")
+		if len(c.Opts.TLSNames) > 0 {
+			args = append(args, "--tls-names", strings.Join(c.Opts.TLSNames, ","))
+		}
+	}
+	if c.Opts.Htpasswd != "" {
+		args = append(args, "--htpasswd", containerHtpasswd, "--auth", c.Opts.Auth)
+	}
+	return args
+}
+
+func (c *Container) configDigest() string {
+	sum := sha256.Sum256([]byte(strings.Join(c.serveArgs(), "\x00")))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Container runs the registry as a Docker container built from our own binary.
@@ -83,8 +126,8 @@ func (c *Container) Ensure(ctx context.Context) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ct != nil && ct.Labels[LabelBinaryDigest] != img.Digest {
-		// Another binary (an upgrade, or a foreign container by that name): replace it.
+	if ct != nil && (ct.Labels[LabelBinaryDigest] != img.Digest || ct.Labels[LabelConfig] != c.configDigest()) {
+		// Another binary (an upgrade), other settings, or a foreign container by that name: replace it.
 		if ct.Labels[LabelRole] != "registry" {
 			return nil, fmt.Errorf("a container named %s exists and was not made by idpbuilder: remove it (docker rm -f %s) or choose another cluster name", c.Opts.Name, c.Opts.Name)
 		}
@@ -109,7 +152,7 @@ func (c *Container) Ensure(ctx context.Context) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(ctx, fmt.Sprintf("http://127.0.0.1:%d", c.Opts.HostPort), c.readyTimeout()); err != nil {
+	if err := waitReadyWith(ctx, probeClient(c.Opts.CertDir), c.probeURL(), c.readyTimeout()); err != nil {
 		return nil, fmt.Errorf("registry container %s is not answering: %w\nits last logs:\n%s", c.Opts.Name, err, c.Docker.Logs(ctx, c.Opts.Name, 20))
 	}
 	return ep, nil
@@ -136,10 +179,14 @@ func (c *Container) Endpoint(ctx context.Context) (*Endpoint, error) {
 		return nil, fmt.Errorf("registry container %s has no address on network %s", c.Opts.Name, c.Opts.Network)
 	}
 	nodeHost := fmt.Sprintf("%s:%d", c.Opts.Name, ContainerPort)
+	scheme := "http"
+	if c.Opts.CertDir != "" {
+		scheme = "https"
+	}
 	return &Endpoint{
 		Mode:        "container",
 		HostAddr:    fmt.Sprintf("localhost:%d", c.Opts.HostPort),
-		NodeURL:     "http://" + nodeHost,
+		NodeURL:     scheme + "://" + nodeHost,
 		NodeHost:    nodeHost,
 		ClusterIP:   ip,
 		ClusterPort: ContainerPort,
@@ -181,8 +228,15 @@ func (c *Container) run(ctx context.Context, img *Image) error {
 		"--label", LabelRole + "=registry",
 		"--label", LabelCluster + "=" + c.Opts.Cluster,
 		"--label", LabelBinaryDigest + "=" + img.Digest,
-		img.Tag,
+		"--label", LabelConfig + "=" + c.configDigest(),
 	}
+	if c.Opts.CertDir != "" {
+		args = append(args, "--volume", c.Opts.CertDir+":"+containerCertDir)
+	}
+	if c.Opts.Htpasswd != "" {
+		args = append(args, "--volume", c.Opts.Htpasswd+":"+containerHtpasswd+":ro")
+	}
+	args = append(append(args, img.Tag), c.serveArgs()...)
 	if _, err := c.Docker.Run(ctx, args...); err != nil {
 		_ = c.Docker.Remove(ctx, c.Opts.Name) // docker run leaves a created container behind on a port clash
 		if strings.Contains(err.Error(), "port is already allocated") || strings.Contains(err.Error(), "address already in use") {
@@ -198,14 +252,38 @@ func (c *Container) Remove(ctx context.Context) error {
 	return c.Docker.Remove(ctx, c.Opts.Name)
 }
 
+// probeURL is the registry's base URL from this machine.
+func (c *Container) probeURL() string {
+	if c.Opts.CertDir != "" {
+		return fmt.Sprintf("https://127.0.0.1:%d", c.Opts.HostPort)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", c.Opts.HostPort)
+}
+
+// probeClient trusts the local CA (when there is TLS) for readiness probes.
+func probeClient(certDir string) *http.Client {
+	if certDir == "" {
+		return http.DefaultClient
+	}
+	pool := x509.NewCertPool()
+	if pem, err := os.ReadFile(filepath.Join(certDir, "ca.crt")); err == nil {
+		pool.AppendCertsFromPEM(pem)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
 // waitReady polls base+/readyz until it answers 200 or timeout passes.
 func waitReady(ctx context.Context, base string, timeout time.Duration) error {
+	return waitReadyWith(ctx, http.DefaultClient, base, timeout)
+}
+
+func waitReadyWith(ctx context.Context, client *http.Client, base string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

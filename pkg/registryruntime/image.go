@@ -118,6 +118,7 @@ func BuildImage(path, arch string) (*Image, error) {
 	cf.OS, cf.Architecture = "linux", arch
 	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
 	cf.Config.Entrypoint = []string{containerBinary, "registry", "serve"}
+	// The container's own arguments (TLS, auth) come from `docker run`.
 	cf.Config.Cmd = []string{"--addr", fmt.Sprintf("0.0.0.0:%d", ContainerPort), "--data-dir", containerDataDir}
 	cf.Config.Env = []string{"HOME=/tmp"}
 	cf.Config.ExposedPorts = map[string]struct{}{fmt.Sprintf("%d/tcp", ContainerPort): {}}
