@@ -26,6 +26,7 @@ const defaultNodeImage = "kind-offline/node:v1.34.4"
 // kindHarness runs idpbuilder against real Kind clusters.
 type kindHarness struct {
 	t         *testing.T
+	home      string // HOME of every command: the state dir lives under it
 	name      string
 	port      int
 	env       []string
@@ -64,7 +65,7 @@ func newKindHarness(t *testing.T, name string) *kindHarness {
 	}
 	home := t.TempDir() // the state dir (registry data) lives here across delete/create
 	h := &kindHarness{
-		t: t, name: name, port: freePort(t), nodeImage: nodeImage,
+		t: t, home: home, name: name, port: freePort(t), nodeImage: nodeImage,
 		env: append(os.Environ(),
 			"HOME="+home, "PATH="+path, "IDPBUILDER_NODE_IMAGE="+nodeImage,
 		),
