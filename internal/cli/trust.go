@@ -97,4 +97,3 @@ func trustFiles(root, host string, pem []byte) []trustFile {
 			trustMarker, "https://"+host, "https://"+host, filepath.Join(ctrd, "ca.crt"))},
 	}
 }
-
