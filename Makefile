@@ -8,7 +8,9 @@ LDFLAGS   := -s -w -X $(PKG)/pkg/version.version=$(VERSION) -X $(PKG)/pkg/versio
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 1s
 
-.PHONY: help build test lint e2e bench bench-smoke test-all clean
+FUZZTIME  ?= 30s
+
+.PHONY: help build test lint e2e bench bench-smoke fuzz test-all clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,7 +23,10 @@ test: ## unit tests (race detector on)
 	$(GO) test -race -count=1 ./...
 
 lint: ## gofmt, go vet, staticcheck
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-fuzz-smoke: ## a short fuzz run of each target (CI)
+	$(MAKE) fuzz FUZZTIME=10s
+
+clean:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
 	$(GO) run $(STATICCHECK) ./...
@@ -33,10 +38,17 @@ e2e: ## end-to-end tests against real Docker, containerd, skopeo and the OCI con
 bench: ## registry benchmarks (BENCHTIME=5x to change)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/registry/
 
+fuzz: ## fuzz the auth header parser and the registry's request handling (FUZZTIME=30s each)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBasic$$' -fuzztime $(FUZZTIME) ./pkg/auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzRegistryRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
+
 bench-smoke: ## run every benchmark once, to keep them working
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-test-all: lint bench-smoke test e2e ## everything CI runs, after hack/test-all.sh has set up the machine
+test-all: lint bench-smoke test fuzz-smoke e2e ## everything CI runs, after hack/test-all.sh has set up the machine
+
+fuzz-smoke: ## a short fuzz run of each target (CI)
+	$(MAKE) fuzz FUZZTIME=10s
 
 clean:
 	rm -rf bin results

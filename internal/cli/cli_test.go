@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/idpbuilder/idpbuilder/pkg/certs"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
@@ -212,4 +216,78 @@ func TestDockerMissingIsExplained(t *testing.T) {
 		assert.Equal(t, ExitFailure, code, args)
 		assert.Contains(t, errOut.String(), "the docker CLI is not installed", args)
 	}
+}
+
+// TestServeBringYourOwnCertificate: --tls-cert/--tls-key are served as given.
+func TestServeBringYourOwnCertificate(t *testing.T) {
+	own := &certs.Manager{Dir: t.TempDir(), Names: []string{"my.registry.test"}}
+	_, err := own.Ensure()
+	require.NoError(t, err)
+	pem, err := own.CAPEM()
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	env := map[string]string{"HOME": t.TempDir()}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"registry", "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--tls",
+			"--tls-cert", filepath.Join(own.Dir, certs.CertFile), "--tls-key", filepath.Join(own.Dir, certs.KeyFile)},
+			IO{In: strings.NewReader(""), Out: out, Err: errOut, Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	}()
+	re := regexp.MustCompile(`listening on https://(\S+) `)
+	var addr string
+	require.Eventually(t, func() bool {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+			return true
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "stderr: %s", errOut)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "my.registry.test"})
+	require.NoError(t, err)
+	assert.Equal(t, own.Leaf().SerialNumber, conn.ConnectionState().PeerCertificates[0].SerialNumber)
+	conn.Close()
+	cancel()
+	assert.Equal(t, ExitOK, <-done)
+
+	// Half a pair is a usage error.
+	code, _, e := run(t, context.Background(), nil, "registry", "serve", "--tls", "--tls-cert", filepath.Join(own.Dir, certs.CertFile))
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, e.String(), "--tls-key")
+}
+
+func TestUserCommands(t *testing.T) {
+	home := t.TempDir()
+	env := map[string]string{"HOME": home}
+	runIn := func(stdin string, args ...string) (int, string, string) {
+		out, errOut := &syncBuffer{}, &syncBuffer{}
+		code := Run(context.Background(), args, IO{In: strings.NewReader(stdin), Out: out, Err: errOut,
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+		return code, out.String(), errOut.String()
+	}
+	code, _, errOut := runIn("", "registry", "user", "add", "alice")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errOut, "--password-stdin")
+	code, _, errOut = runIn("short\n", "registry", "user", "add", "alice", "--password-stdin")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errOut, "shorter than 8")
+	code, _, _ = runIn("long enough password\n", "registry", "user", "add", "alice", "--password-stdin")
+	require.Equal(t, ExitOK, code)
+	code, out, _ := runIn("", "registry", "user", "list")
+	require.Equal(t, ExitOK, code)
+	assert.Equal(t, "alice\n", out)
+	code, _, errOut = runIn("", "registry", "user", "remove", "bob")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errOut, "no such user")
+	code, _, _ = runIn("", "registry", "user", "remove", "alice")
+	assert.Equal(t, ExitOK, code)
+
+	// --auth=push with no user is refused before anything listens.
+	code, _, errOut = runIn("", "registry", "serve", "--addr", "127.0.0.1:0", "--auth", "push", "--data-dir", filepath.Join(home, "d"))
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errOut, "needs at least one user")
 }
