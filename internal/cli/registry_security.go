@@ -16,6 +16,7 @@ import (
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 	"github.com/idpbuilder/idpbuilder/pkg/certs"
+	"github.com/idpbuilder/idpbuilder/pkg/config"
 )
 
 func newRegistryUserCommand(stdio IO) *cobra.Command {
@@ -135,12 +136,8 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 			if err := checkOutputFormat(output); err != nil {
 				return err
 			}
-			cfg, err := setup(cmd, stdio)
+			m, cfg, err := certManager(cmd, stdio)
 			if err != nil {
-				return err
-			}
-			m := &certs.Manager{Dir: cfg.Registry.CertDir, Names: cfg.Registry.TLSNames}
-			if _, err := m.Ensure(); err != nil {
 				return err
 			}
 			leaf := m.Leaf()
@@ -171,12 +168,8 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 		Short: "Issue a new server certificate now (a running registry serves it within its check interval)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := setup(cmd, stdio)
+			m, _, err := certManager(cmd, stdio)
 			if err != nil {
-				return err
-			}
-			m := &certs.Manager{Dir: cfg.Registry.CertDir, Names: cfg.Registry.TLSNames}
-			if _, err := m.Ensure(); err != nil {
 				return err
 			}
 			// Keep every name the current certificate has (a serving registry added its own).
@@ -195,12 +188,8 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 		Short: "Write the local CA certificate (PEM) to stdout or a file",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := setup(cmd, stdio)
+			m, _, err := certManager(cmd, stdio)
 			if err != nil {
-				return err
-			}
-			m := &certs.Manager{Dir: cfg.Registry.CertDir, Names: cfg.Registry.TLSNames}
-			if _, err := m.Ensure(); err != nil {
 				return err
 			}
 			pem, err := m.CAPEM()
@@ -220,6 +209,20 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 	}
 	cmd.AddCommand(show, rotate, export)
 	return cmd
+}
+
+// certManager sets up a configured command and loads (or creates) the CA and
+// certificate in the configured directory.
+func certManager(cmd *cobra.Command, stdio IO) (*certs.Manager, config.Config, error) {
+	cfg, err := setup(cmd, stdio)
+	if err != nil {
+		return nil, cfg, err
+	}
+	m := &certs.Manager{Dir: cfg.Registry.CertDir, Names: cfg.Registry.TLSNames}
+	if _, err := m.Ensure(); err != nil {
+		return nil, cfg, err
+	}
+	return m, cfg, nil
 }
 
 func ipStrings(c *x509.Certificate) []string {
