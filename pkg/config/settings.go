@@ -223,22 +223,7 @@ func Settings() []Setting {
 			set: func(c *Config, v string) error { c.Cluster.NodeImage = strings.TrimSpace(v); return nil },
 			get: func(c *Config) string { return c.Cluster.NodeImage },
 		},
-		{
-			Key: "cluster.kindConfig", Flag: "kind-config", Usage: "kind config file to merge with idpbuilder's",
-			set: func(c *Config, v string) error {
-				if v == "" {
-					c.Cluster.KindConfig = ""
-					return nil
-				}
-				abs, err := filepath.Abs(v)
-				if err != nil {
-					return err
-				}
-				c.Cluster.KindConfig = abs
-				return nil
-			},
-			get: func(c *Config) string { return c.Cluster.KindConfig },
-		},
+		pathSetting("cluster.kindConfig", "kind-config", "kind config file to merge with idpbuilder's", func(c *Config) *string { return &c.Cluster.KindConfig }),
 		{
 			Key: "cluster.registryPort", Flag: "registry-port", Usage: "registry port on 127.0.0.1",
 			set: func(c *Config, v string) error {
