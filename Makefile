@@ -23,10 +23,7 @@ test: ## unit tests (race detector on)
 	$(GO) test -race -count=1 ./...
 
 lint: ## gofmt, go vet, staticcheck
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-fuzz-smoke: ## a short fuzz run of each target (CI)
-	$(MAKE) fuzz FUZZTIME=10s
-
-clean:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
 	$(GO) run $(STATICCHECK) ./...
@@ -46,6 +43,9 @@ bench-smoke: ## run every benchmark once, to keep them working
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 test-all: lint bench-smoke test fuzz-smoke e2e ## everything CI runs, after hack/test-all.sh has set up the machine
+
+fuzz-smoke: ## a short fuzz run of each target (CI)
+	$(MAKE) fuzz FUZZTIME=10s
 
 fuzz-smoke: ## a short fuzz run of each target (CI)
 	$(MAKE) fuzz FUZZTIME=10s
