@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 
 FUZZTIME  ?= 30s
 
-.PHONY: help build test lint e2e bench bench-smoke fuzz test-all clean
+.PHONY: help build test lint e2e bench bench-smoke fuzz fuzz-smoke test-all clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,9 +43,6 @@ bench-smoke: ## run every benchmark once, to keep them working
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 test-all: lint bench-smoke test fuzz-smoke e2e ## everything CI runs, after hack/test-all.sh has set up the machine
-
-fuzz-smoke: ## a short fuzz run of each target (CI)
-	$(MAKE) fuzz FUZZTIME=10s
 
 fuzz-smoke: ## a short fuzz run of each target (CI)
 	$(MAKE) fuzz FUZZTIME=10s
