@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
@@ -23,6 +25,18 @@ import (
 // temp dir, through real HTTP clients. `make bench` runs them; they assert nothing
 // about time (these machines are noisy) and report what they measure.
 
+// startBenchRegistry measures the engine: the per-client rate limit (1000/s by
+// default) is off, since every benchmark client comes from 127.0.0.1.
+func startBenchRegistry(b *testing.B) *Registry {
+	b.Helper()
+	r := New(Options{Addr: "127.0.0.1:0", DataDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), RateLimit: RateLimit{Disabled: true}})
+	if err := r.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
+}
+
 func randomImages(b *testing.B, n int, layerSize int64) []v1.Image {
 	b.Helper()
 	imgs := make([]v1.Image, n)
@@ -39,7 +53,7 @@ func randomImages(b *testing.B, n int, layerSize int64) []v1.Image {
 // BenchmarkPushSmallImage: one small image (4 KiB layer + config + manifest) per op,
 // the push latency a developer feels for a tiny image.
 func BenchmarkPushSmallImage(b *testing.B) {
-	r := startRegistry(b, "")
+	r := startBenchRegistry(b)
 	imgs := randomImages(b, b.N, 4096)
 	b.ResetTimer()
 	for i := range b.N {
@@ -54,7 +68,7 @@ func BenchmarkPushSmallImage(b *testing.B) {
 // not hidden.
 func BenchmarkConcurrentPush100(b *testing.B) {
 	const n = 100
-	r := startRegistry(b, "")
+	r := startBenchRegistry(b)
 	imgs := randomImages(b, n*b.N, 16<<10)
 	var errCount int
 	b.ResetTimer()
@@ -146,7 +160,7 @@ func absolute(base, loc string) string {
 
 // BenchmarkBlobPush512MiB: throughput of one 512 MiB blob upload (MB/s).
 func BenchmarkBlobPush512MiB(b *testing.B) {
-	r := startRegistry(b, "")
+	r := startBenchRegistry(b)
 	base := "http://" + r.Addr()
 	c := &http.Client{}
 	b.SetBytes(bigBlob)
@@ -161,7 +175,7 @@ func BenchmarkBlobPush512MiB(b *testing.B) {
 
 // BenchmarkBlobPull512MiB: throughput of one 512 MiB blob download, digest verified (MB/s).
 func BenchmarkBlobPull512MiB(b *testing.B) {
-	r := startRegistry(b, "")
+	r := startBenchRegistry(b)
 	base := "http://" + r.Addr()
 	c := &http.Client{}
 	digest := blobDigest(b, 42)
@@ -186,7 +200,7 @@ func BenchmarkBlobPull512MiB(b *testing.B) {
 // Reports p50 and p99 in microseconds beside the usual ns/op (wall time / requests).
 func BenchmarkManifestGet16Clients(b *testing.B) {
 	const clients = 16
-	r := startRegistry(b, "")
+	r := startBenchRegistry(b)
 	img, err := random.Image(1024, 3)
 	if err != nil {
 		b.Fatal(err)
