@@ -205,12 +205,13 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 	r.served = make(chan error, 1)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(lns))
+	srv := r.srv // Stop clears the field; the serving goroutines keep their server
 	for _, l := range lns {
 		wg.Go(func() {
-			if err := r.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				errs <- err
 				// One listener failing stops the others: serve everywhere or nowhere.
-				_ = r.srv.Close()
+				_ = srv.Close()
 			}
 		})
 	}
