@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every idpbuilder test on a Debian/Ubuntu machine, setting the machine up first:
-#   1. installs what the tests use, if missing (docker.io, containerd, skopeo, iptables, make, gcc),
+#   1. installs what the tests use, if missing (docker.io, containerd, skopeo, iptables, make, gcc;
+#      oras and regctl from their Go modules),
 #   2. starts containerd and dockerd if they are not running,
 #   3. applies the egress guard (nothing a test container sends may leave the machine),
 #   4. runs `make test-all`: lint, benchmarks once, unit tests, end-to-end tests.
@@ -32,6 +33,14 @@ if ((${#pkgs[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
 fi
+
+# Client CLIs the e2e tests drive, built from their Go modules at pinned versions.
+log "installing oras and regctl into bin/tools"
+tools=$repo/bin/tools
+mkdir -p "$tools"
+GOBIN=$tools go install oras.land/oras/cmd/oras@v1.3.6
+GOBIN=$tools go install github.com/regclient/regclient/cmd/regctl@v0.11.7
+export PATH=$tools:$PATH
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local secs=$1 what=$2; shift 2
