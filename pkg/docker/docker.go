@@ -79,6 +79,21 @@ func (c *Client) Load(ctx context.Context, tarball io.Reader) error {
 	return cmd.Run(ctx)
 }
 
+// ImageTags lists repo:tag of the images of a repository.
+func (c *Client) ImageTags(ctx context.Context, repo string) ([]string, error) {
+	out, err := c.output(ctx, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
+// RemoveImage untags and removes an image; one still used by a container is kept (an error).
+func (c *Client) RemoveImage(ctx context.Context, ref string) error {
+	_, err := c.output(ctx, "image", "rm", ref)
+	return err
+}
+
 // Save streams `docker save ref` to w.
 func (c *Client) Save(ctx context.Context, w io.Writer, refs ...string) error {
 	cmd := c.cmd(append([]string{"save"}, refs...)...)

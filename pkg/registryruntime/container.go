@@ -140,6 +140,7 @@ func (c *Container) Ensure(ctx context.Context) (*Endpoint, error) {
 		if err := c.run(ctx, img); err != nil {
 			return nil, err
 		}
+		c.removeOldImages(ctx, img.Tag)
 	} else if !ct.Running {
 		if err := c.Docker.Start(ctx, c.Opts.Name); err != nil {
 			return nil, fmt.Errorf("start registry container: %w", err)
@@ -245,6 +246,21 @@ func (c *Container) run(ctx context.Context, img *Image) error {
 		return fmt.Errorf("run registry container: %w", err)
 	}
 	return nil
+}
+
+// removeOldImages drops registry images of earlier binaries. Docker refuses to
+// remove one that a container (another cluster's registry) still uses; that one
+// stays, which is what we want, so errors are ignored.
+func (c *Container) removeOldImages(ctx context.Context, current string) {
+	tags, err := c.Docker.ImageTags(ctx, ImageRepo)
+	if err != nil {
+		return
+	}
+	for _, t := range tags {
+		if t != current {
+			_ = c.Docker.RemoveImage(ctx, t)
+		}
+	}
 }
 
 // Remove deletes the container (the data dir stays).

@@ -66,6 +66,19 @@ func TestRegistryContainer(t *testing.T) {
 	if !strings.HasPrefix(ct.Image, registryruntime.ImageRepo+":") {
 		t.Fatalf("container runs %s", ct.Image)
 	}
+	// Images of earlier binaries are cleaned up, unless a container still uses one.
+	tags, err := d.ImageTags(ctx, registryruntime.ImageRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		if tag == ct.Image {
+			continue
+		}
+		if users := runCmd(t, time.Minute, "docker", "ps", "-a", "-q", "--filter", "ancestor="+tag); strings.TrimSpace(users) == "" {
+			t.Errorf("unused old registry image %s was left behind", tag)
+		}
+	}
 	ports := runCmd(t, time.Minute, "docker", "port", rt.Opts.Name)
 	if !strings.Contains(ports, fmt.Sprintf("127.0.0.1:%d", rt.Opts.HostPort)) || strings.Contains(ports, "0.0.0.0") {
 		t.Fatalf("registry must be published on 127.0.0.1 only, got:\n%s", ports)
