@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
-	"github.com/idpbuilder/idpbuilder/pkg/certs"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 )
 
@@ -92,7 +89,8 @@ func newRegistryLoginCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return Usage(err)
 			}
-			if err := checkLogin(cmd.Context(), cfg, server, user, password); err != nil {
+			client, _ := registryClient(stdio, cfg, server, true)
+			if err := checkLogin(cmd.Context(), client.Transport, server, user, password); err != nil {
 				return err
 			}
 			if err := credStore(stdio.Env).Store(auth.Credentials{ServerURL: server, Username: user, Secret: password}); err != nil {
@@ -109,23 +107,16 @@ func newRegistryLoginCommand(stdio IO) *cobra.Command {
 			return nil
 		},
 	}
-	addSettingFlags(cmd.Flags(), "registry-port", "cert-dir")
+	addSettingFlags(cmd.Flags(), "name", "registry-port", "cert-dir")
 	cmd.Flags().StringVarP(&user, "username", "u", "", "user name")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
 	return cmd
 }
 
-// checkLogin asks the registry's /v2/ with the credentials, over HTTPS (trusting
-// the system roots and the local CA) or, failing a TLS handshake, plain HTTP.
-func checkLogin(ctx context.Context, cfg config.Config, server, user, password string) error {
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if pem, err := os.ReadFile(filepath.Join(cfg.Registry.CertDir, certs.CAFile)); err == nil {
-		pool.AppendCertsFromPEM(pem)
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+// checkLogin asks the registry's /v2/ with the credentials, over HTTPS (with tr,
+// which trusts the system roots and the local CAs) or, failing that, plain HTTP.
+func checkLogin(ctx context.Context, tr http.RoundTripper, server, user, password string) error {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	var lastErr error
 	for _, scheme := range []string{"https", "http"} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+server+"/v2/", nil)

@@ -88,10 +88,7 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 		return registryStatus{}, err
 	}
 	dataDir := filepath.Join(clusterStateDir(stdio.Env, cfg.Cluster.Name), "registry")
-	client, scheme, err := clusterClient(stdio, cfg)
-	if err != nil {
-		return registryStatus{}, err
-	}
+	client, scheme := registryClient(stdio, cfg, "", false)
 	st := registryStatus{
 		Cluster: cfg.Cluster.Name, Mode: mode, Instance: rt.Describe(),
 		Address: fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort), DataDir: dataDir,
@@ -149,27 +146,44 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 	return st, nil
 }
 
-// clusterClient is a client for the cluster's registry: HTTPS trusting the
-// cluster CA when it has TLS, logged in as the nodes when every request needs a
-// login. It returns the scheme too.
-func clusterClient(stdio IO, cfg config.Config) (*registryclient.Client, string, error) {
-	c := registryclient.New(fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort))
+// registryClient is a client for addr, or for the cluster's registry when addr
+// is empty. It trusts the system roots plus the local CAs (of `registry serve`
+// and of the cluster), and logs in with what `registry login` stored for the
+// server; for reading only, a cluster whose every request needs a login is read
+// as its nodes (never to write: pushing stays the logged-in user's). It also
+// returns the scheme the registry speaks, as far as the settings tell.
+func registryClient(stdio IO, cfg config.Config, addr string, write bool) (*registryclient.Client, string) {
 	st := resolveSettings(stdio, cfg)
 	scheme := "http"
-	if st.TLS {
-		scheme, c.Insecure = "https", false
-		pool := x509.NewCertPool()
-		if pem, err := os.ReadFile(filepath.Join(clusterCertDir(stdio.Env, cfg.Cluster.Name), certs.CAFile)); err == nil {
+	if addr == "" {
+		addr = fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
+		if st.TLS {
+			scheme = "https"
+		}
+	}
+	c := registryclient.New(addr)
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, ca := range []string{
+		filepath.Join(clusterCertDir(stdio.Env, cfg.Cluster.Name), certs.CAFile),
+		filepath.Join(cfg.Registry.CertDir, certs.CAFile),
+	} {
+		if pem, err := os.ReadFile(ca); err == nil {
 			pool.AppendCertsFromPEM(pem)
 		}
-		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	}
-	if st.Auth == "all" {
+	// Insecure still lets go-containerregistry try HTTPS first, now with our CAs.
+	c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	if cr, err := credStore(stdio.Env).Get(addr); err == nil {
+		c.Auth = &authn.Basic{Username: cr.Username, Password: cr.Secret}
+	} else if !write && st.Auth == "all" && addr == fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort) {
 		if secret, err := os.ReadFile(filepath.Join(clusterStateDir(stdio.Env, cfg.Cluster.Name), "node-pull.secret")); err == nil {
 			c.Auth = &authn.Basic{Username: nodeUser(cfg.Cluster.Name), Password: string(secret)}
 		}
 	}
-	return c, scheme, nil
+	return c, scheme
 }
 
 func probeHealth(ctx context.Context, tr http.RoundTripper, url string) string {
@@ -230,14 +244,12 @@ func newRegistryListCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if addr == "" {
-				addr = fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
-			}
 			repo := ""
 			if len(args) == 1 {
 				repo = args[0]
 			}
-			entries, err := registryclient.New(addr).List(cmd.Context(), repo)
+			client, _ := registryClient(stdio, cfg, addr, false)
+			entries, err := client.List(cmd.Context(), repo)
 			if err != nil {
 				return err
 			}
@@ -252,7 +264,7 @@ func newRegistryListCommand(stdio IO) *cobra.Command {
 			})
 		},
 	}
-	addSettingFlags(cmd.Flags(), "registry-port")
+	addSettingFlags(cmd.Flags(), "name", "registry-port", "cert-dir")
 	cmd.Flags().StringVar(&addr, "registry-addr", "", "registry host:port (default localhost:<registry-port>)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	return cmd

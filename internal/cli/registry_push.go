@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/registryclient"
@@ -38,30 +40,27 @@ func newRegistryPushCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if addr == "" {
-				addr = fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
-			}
 			dest := ""
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			return runPush(cmd.Context(), stdio, addr, args[0], dest, platform, tag)
+			client, _ := registryClient(stdio, cfg, addr, true)
+			return runPush(cmd.Context(), stdio, client, args[0], dest, platform, tag)
 		},
 	}
-	addSettingFlags(cmd.Flags(), "registry-port")
+	addSettingFlags(cmd.Flags(), "name", "registry-port", "cert-dir")
 	cmd.Flags().StringVar(&addr, "registry-addr", "", "registry host:port (default localhost:<registry-port>)")
 	cmd.Flags().StringVar(&platform, "platform", "", "push only this platform of a multi-platform OCI layout (os/arch[/variant])")
 	cmd.Flags().StringVar(&tag, "image", "", "which image of a multi-image tarball (its repo:tag)")
 	return cmd
 }
 
-func runPush(ctx context.Context, stdio IO, addr, source, dest, platform, tag string) error {
+func runPush(ctx context.Context, stdio IO, c *registryclient.Client, source, dest, platform, tag string) error {
 	src, cleanup, err := resolveSource(ctx, source, platform, tag)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	c := registryclient.New(addr)
 	ref, err := c.Destination(dest, src)
 	if err != nil {
 		return Usage(err)
@@ -79,6 +78,10 @@ func runPush(ctx context.Context, stdio IO, addr, source, dest, platform, tag st
 	}()
 	err = c.Push(ctx, src, ref, updates)
 	<-done
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w\nthe registry needs a login to push: idpbuilder registry login %s -u USER --password-stdin", err, c.Registry)
+	}
 	if err != nil {
 		return err
 	}

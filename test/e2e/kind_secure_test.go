@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -58,6 +61,29 @@ func TestKindClusterTLSAndAuth(t *testing.T) {
 	var terr *transport.Error
 	if !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("anonymous pull: %v (want 401)", err)
+	}
+
+	// `registry push` needs a login too; `registry login` verifies it over TLS with the cluster CA.
+	idx := multiArchIndex(t)
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := h.run("registry", "push", dir, "multi/arch:v1"); code != 1 || !strings.Contains(errOut, "needs a login to push: idpbuilder registry login") {
+		t.Fatalf("push without login: exit %d: %s", code, errOut)
+	}
+	cmd := exec.Command(binary, "registry", "login", "-u", "alice", "--password-stdin")
+	cmd.Env, cmd.Stdin = h.env, strings.NewReader("alice-password-1\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("registry login: %v\n%s", err, out)
+	}
+	h.mustRun("registry", "push", dir, "multi/arch:v1")
+	if out := h.mustRun("registry", "list", "multi/arch"); !strings.Contains(out, "linux/amd64,linux/arm64") {
+		t.Fatalf("list over TLS with login:\n%s", out)
 	}
 
 	toml := runCmd(t, time.Minute, "docker", "exec", h.node(), "cat", "/etc/containerd/certs.d/"+reg+"/hosts.toml")
