@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 
+	"github.com/idpbuilder/idpbuilder/pkg/certs"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/kind"
@@ -124,12 +126,21 @@ func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, r
   push from this machine:  %[2]s/IMAGE
   pull/push from pods:     %[3]s/IMAGE
   kubectl context:         kind-%[1]s
-
-Try it:
-  docker tag IMAGE %[2]s/myapp:v1
-  docker push %[2]s/myapp:v1
-  kubectl run myapp --image=%[2]s/myapp:v1
 `, cc.Name, reg.HostAddr, reg.InClusterHost())
+	st := resolveSettings(stdio, cfg)
+	if st.TLS {
+		fmt.Fprintf(stdio.Out, "  TLS:                     local CA %s (sudo idpbuilder registry trust %s --name %s)\n",
+			filepath.Join(clusterCertDir(stdio.Env, cc.Name), certs.CAFile), reg.HostAddr, cc.Name)
+	}
+	if st.Auth != "none" {
+		fmt.Fprintf(stdio.Out, "  login (--auth=%s):      idpbuilder registry login %s -u USER --password-stdin\n", st.Auth, reg.HostAddr)
+	}
+	fmt.Fprintf(stdio.Out, `
+Try it:
+  docker tag IMAGE %[1]s/myapp:v1
+  docker push %[1]s/myapp:v1
+  kubectl run myapp --image=%[1]s/myapp:v1
+`, reg.HostAddr)
 	return nil
 }
 
