@@ -104,14 +104,18 @@ func newRuntime(ctx context.Context, stdio IO, cfg config.Config, mode string) (
 		}
 		return &registryruntime.Container{Docker: d, Opts: opts}, nil
 	case "process":
-		if st.TLS || st.Auth != "none" {
-			return nil, Usage(errors.New("TLS and auth for a cluster registry need --registry-mode=container for now"))
-		}
 		opts := registryruntime.ProcessOptions{
 			HostPort: cfg.Cluster.RegistryPort,
 			DataDir:  filepath.Join(state, "registry"),
 			StateDir: state,
 			Binary:   bin,
+		}
+		if st.TLS {
+			opts.CertDir = clusterCertDir(stdio.Env, cfg.Cluster.Name)
+			opts.TLSNames = []string{cfg.Cluster.InClusterName}
+		}
+		if st.Auth != "none" {
+			opts.Htpasswd, opts.Auth = cfg.Registry.Htpasswd, st.Auth
 		}
 		if runtime.GOOS == "linux" {
 			// Nodes reach the host at the kind network's gateway; the registry

@@ -30,6 +30,13 @@ type ProcessOptions struct {
 	StateDir string
 	// Binary is the idpbuilder executable to run.
 	Binary string
+	// CertDir, when set, turns on TLS with the CA and certificate kept there.
+	CertDir string
+	// TLSNames are extra names for the certificate (the listen addresses are added by serve).
+	TLSNames []string
+	// Htpasswd and Auth, when set, turn on authentication (policy push or all).
+	Htpasswd string
+	Auth     string
 }
 
 // Process runs the registry as `idpbuilder registry serve` detached from the
@@ -100,10 +107,14 @@ func (p *Process) State(context.Context) (string, int, error) {
 // Endpoint implements Runtime.
 func (p *Process) Endpoint(context.Context) (*Endpoint, error) {
 	nodeHost := fmt.Sprintf("%s:%d", p.Opts.NodeHostName, p.Opts.HostPort)
+	scheme := "http"
+	if p.Opts.CertDir != "" {
+		scheme = "https"
+	}
 	return &Endpoint{
 		Mode:        "process",
 		HostAddr:    fmt.Sprintf("localhost:%d", p.Opts.HostPort),
-		NodeURL:     "http://" + nodeHost,
+		NodeURL:     scheme + "://" + nodeHost,
 		NodeHost:    nodeHost,
 		ClusterIP:   p.Opts.ListenIP,
 		ClusterPort: p.Opts.HostPort,
@@ -115,12 +126,20 @@ func (p *Process) Ensure(ctx context.Context) (*Endpoint, error) {
 	if p.Opts.NodeHostName == "" {
 		return nil, errors.New("cluster nodes have no address to reach a registry process on this machine: the kind network does not exist or has no IPv4 gateway (create the cluster first)")
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", p.Opts.HostPort)
+	scheme := "http"
+	if p.Opts.CertDir != "" {
+		scheme = "https"
+	}
+	base := fmt.Sprintf("%s://127.0.0.1:%d", scheme, p.Opts.HostPort)
 	if pid := p.pid(); pid != 0 {
-		if err := waitReady(ctx, base, 5*time.Second); err == nil {
+		same := false
+		if prev, err := os.ReadFile(p.argsFile()); err == nil {
+			same = string(prev) == strings.Join(p.args(), "\n")
+		}
+		if same && waitReadyWith(ctx, probeClient(p.Opts.CertDir), base, 5*time.Second) == nil {
 			return p.Endpoint(ctx)
 		}
-		// Alive but not answering: replace it.
+		// Other settings, or alive but not answering: replace it.
 		if err := p.Stop(ctx); err != nil {
 			return nil, err
 		}
@@ -140,10 +159,9 @@ func (p *Process) start(ctx context.Context, base string) error {
 		return fmt.Errorf("open registry log: %w", err)
 	}
 	defer logf.Close()
-	args := []string{"registry", "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", p.Opts.HostPort),
-		"--data-dir", p.Opts.DataDir, "--log-format", "json"}
-	if p.Opts.ListenIP != "" {
-		args = append(args, "--extra-addrs", fmt.Sprintf("%s:%d", p.Opts.ListenIP, p.Opts.HostPort))
+	args := p.args()
+	if err := os.WriteFile(p.argsFile(), []byte(strings.Join(args, "\n")), 0o600); err != nil {
+		return fmt.Errorf("write registry args: %w", err)
 	}
 	// Not pkg/exec: that runs commands to completion; this one outlives us.
 	cmd := osexec.Command(p.Opts.Binary, args...)
@@ -163,7 +181,7 @@ func (p *Process) start(ctx context.Context, base string) error {
 	readyCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan error, 1)
-	go func() { ready <- waitReady(readyCtx, base, p.readyTimeout()) }()
+	go func() { ready <- waitReadyWith(readyCtx, probeClient(p.Opts.CertDir), base, p.readyTimeout()) }()
 	select {
 	case err := <-ready:
 		if err != nil {
@@ -176,6 +194,27 @@ func (p *Process) start(ctx context.Context, base string) error {
 		return fmt.Errorf("registry process exited (%v):\n%s", err, tailFile(p.LogFile(), 10))
 	}
 }
+
+// args are the process's arguments; a change of them replaces the process.
+func (p *Process) args() []string {
+	args := []string{"registry", "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", p.Opts.HostPort),
+		"--data-dir", p.Opts.DataDir, "--log-format", "json"}
+	if p.Opts.ListenIP != "" {
+		args = append(args, "--extra-addrs", fmt.Sprintf("%s:%d", p.Opts.ListenIP, p.Opts.HostPort))
+	}
+	if p.Opts.CertDir != "" {
+		args = append(args, "--tls", "--cert-dir", p.Opts.CertDir, "--cert-check-interval", "5s")
+		if len(p.Opts.TLSNames) > 0 {
+			args = append(args, "--tls-names", strings.Join(p.Opts.TLSNames, ","))
+		}
+	}
+	if p.Opts.Htpasswd != "" {
+		args = append(args, "--htpasswd", p.Opts.Htpasswd, "--auth", p.Opts.Auth)
+	}
+	return args
+}
+
+func (p *Process) argsFile() string { return filepath.Join(p.Opts.StateDir, "registry.args") }
 
 func (p *Process) readyTimeout() time.Duration {
 	if p.Ready > 0 {

@@ -27,9 +27,18 @@ import (
 // A pod runs an image pushed with auth, without any pull secret; after a forced
 // certificate rotation a new pod still pulls, and containerd was not restarted.
 func TestKindClusterTLSAndAuth(t *testing.T) {
-	h := newKindHarness(t, "idpb-e2e-sec")
+	testKindSecure(t, newKindHarness(t, "idpb-e2e-sec"), "container")
+}
+
+// TestKindClusterTLSAndAuthProcessMode: the same with the registry as a host
+// process (its certificate then also names the kind gateway the nodes dial).
+func TestKindClusterTLSAndAuthProcessMode(t *testing.T) {
+	testKindSecure(t, newKindHarness(t, "idpb-e2e-sec-proc"), "process")
+}
+
+func testKindSecure(t *testing.T, h *kindHarness, mode string) {
 	addUser(t, h.home, "alice", "alice-password-1")
-	h.env = append(h.env, "IDPBUILDER_REGISTRY_TLS=true", "IDPBUILDER_REGISTRY_AUTH=all")
+	h.env = append(h.env, "IDPBUILDER_REGISTRY_TLS=true", "IDPBUILDER_REGISTRY_AUTH=all", "IDPBUILDER_REGISTRY_MODE="+mode)
 	h.mustRun("create")
 
 	certDir := filepath.Join(h.home, ".local", "state", "idpbuilder", "clusters", h.name, "certs")
@@ -120,7 +129,8 @@ func TestKindClusterTLSAndAuth(t *testing.T) {
 	if now := strings.TrimSpace(runCmd(t, time.Minute, "docker", "exec", h.node(), "pidof", "containerd")); now != containerdPID {
 		t.Fatalf("containerd was restarted (%s -> %s)", containerdPID, now)
 	}
-	if out, errOut, code := h.run("registry", "status"); code != 0 {
+	out, errOut, code := h.run("registry", "status", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"mode": "`+mode+`"`) {
 		t.Fatalf("registry status exit %d\n%s\n%s", code, out, errOut)
 	}
 }
