@@ -288,11 +288,7 @@ func probeClient(certDir string) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
-// waitReady polls base+/readyz until it answers 200 or timeout passes.
-func waitReady(ctx context.Context, base string, timeout time.Duration) error {
-	return waitReadyWith(ctx, http.DefaultClient, base, timeout)
-}
-
+// waitReadyWith polls base+/readyz with client until it answers 200 or timeout passes.
 func waitReadyWith(ctx context.Context, client *http.Client, base string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
