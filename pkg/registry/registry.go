@@ -358,7 +358,7 @@ func prepareDataDir(dir string) (string, error) {
 		return "", &DataDirError{Dir: dir, Err: err}
 	}
 	secret := rand.Text()
-	if err := writeFileAtomic(path, []byte(secret), 0o600); err != nil {
+	if err := auth.WriteFileAtomic(path, []byte(secret), 0o600); err != nil {
 		return "", &DataDirError{Dir: dir, Err: err}
 	}
 	return secret, nil
@@ -374,29 +374,4 @@ func probeWritable(dir string) error {
 	cerr := f.Close()
 	rerr := os.Remove(name)
 	return errors.Join(werr, cerr, rerr)
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -180,14 +180,10 @@ func (c *Container) Endpoint(ctx context.Context) (*Endpoint, error) {
 		return nil, fmt.Errorf("registry container %s has no address on network %s", c.Opts.Name, c.Opts.Network)
 	}
 	nodeHost := fmt.Sprintf("%s:%d", c.Opts.Name, ContainerPort)
-	scheme := "http"
-	if c.Opts.CertDir != "" {
-		scheme = "https"
-	}
 	return &Endpoint{
 		Mode:        "container",
 		HostAddr:    fmt.Sprintf("localhost:%d", c.Opts.HostPort),
-		NodeURL:     scheme + "://" + nodeHost,
+		NodeURL:     scheme(c.Opts.CertDir) + "://" + nodeHost,
 		NodeHost:    nodeHost,
 		ClusterIP:   ip,
 		ClusterPort: ContainerPort,
@@ -269,11 +265,19 @@ func (c *Container) Remove(ctx context.Context) error {
 }
 
 // probeURL is the registry's base URL from this machine.
-func (c *Container) probeURL() string {
-	if c.Opts.CertDir != "" {
-		return fmt.Sprintf("https://127.0.0.1:%d", c.Opts.HostPort)
+func (c *Container) probeURL() string { return probeURL(c.Opts.CertDir, c.Opts.HostPort) }
+
+// scheme is https when the registry has a certificate directory (TLS on).
+func scheme(certDir string) string {
+	if certDir != "" {
+		return "https"
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d", c.Opts.HostPort)
+	return "http"
+}
+
+// probeURL is the base URL of a registry published on 127.0.0.1:port.
+func probeURL(certDir string, port int) string {
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme(certDir), port)
 }
 
 // probeClient trusts the local CA (when there is TLS) for readiness probes.

@@ -107,14 +107,10 @@ func (p *Process) State(context.Context) (string, int, error) {
 // Endpoint implements Runtime.
 func (p *Process) Endpoint(context.Context) (*Endpoint, error) {
 	nodeHost := fmt.Sprintf("%s:%d", p.Opts.NodeHostName, p.Opts.HostPort)
-	scheme := "http"
-	if p.Opts.CertDir != "" {
-		scheme = "https"
-	}
 	return &Endpoint{
 		Mode:        "process",
 		HostAddr:    fmt.Sprintf("localhost:%d", p.Opts.HostPort),
-		NodeURL:     scheme + "://" + nodeHost,
+		NodeURL:     scheme(p.Opts.CertDir) + "://" + nodeHost,
 		NodeHost:    nodeHost,
 		ClusterIP:   p.Opts.ListenIP,
 		ClusterPort: p.Opts.HostPort,
@@ -126,11 +122,7 @@ func (p *Process) Ensure(ctx context.Context) (*Endpoint, error) {
 	if p.Opts.NodeHostName == "" {
 		return nil, errors.New("cluster nodes have no address to reach a registry process on this machine: the kind network does not exist or has no IPv4 gateway (create the cluster first)")
 	}
-	scheme := "http"
-	if p.Opts.CertDir != "" {
-		scheme = "https"
-	}
-	base := fmt.Sprintf("%s://127.0.0.1:%d", scheme, p.Opts.HostPort)
+	base := probeURL(p.Opts.CertDir, p.Opts.HostPort)
 	if pid := p.pid(); pid != 0 {
 		same := false
 		if prev, err := os.ReadFile(p.argsFile()); err == nil {
