@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -225,6 +227,27 @@ func multiArchIndex(t testing.TB) v1.ImageIndex {
 	}
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
 	return withoutArtifactTypes(t, idx)
+}
+
+// writeLayout writes idx as the one entry of a new OCI layout and returns its directory.
+func writeLayout(t testing.TB, idx v1.ImageIndex, opts ...layout.Option) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, opts...); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// multiArchLayout is an OCI layout holding a new two-platform index.
+func multiArchLayout(t testing.TB) (string, v1.ImageIndex) {
+	t.Helper()
+	idx := multiArchIndex(t)
+	return writeLayout(t, idx), idx
 }
 
 // plainIndex is an index whose raw manifest we wrote ourselves.

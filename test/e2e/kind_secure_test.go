@@ -17,8 +17,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -73,15 +71,7 @@ func testKindSecure(t *testing.T, h *kindHarness, mode string) {
 	}
 
 	// `registry push` needs a login too; `registry login` verifies it over TLS with the cluster CA.
-	idx := multiArchIndex(t)
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendIndex(idx); err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := multiArchLayout(t)
 	if _, errOut, code := h.run("registry", "push", dir, "multi/arch:v1"); code != 1 || !strings.Contains(errOut, "needs a login to push: idpbuilder registry login") {
 		t.Fatalf("push without login: exit %d: %s", code, errOut)
 	}

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
 )
@@ -365,15 +363,7 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 	})
 
 	_ = ok && t.Run("registry push of a two-platform layout, list shows both", func(t *testing.T) {
-		idx := multiArchIndex(t)
-		dir := filepath.Join(t.TempDir(), "layout")
-		p, err := layout.Write(dir, empty.Index)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.AppendIndex(idx); err != nil {
-			t.Fatal(err)
-		}
+		dir, _ := multiArchLayout(t)
 		h.mustRun("registry", "push", dir, "multi/arch:v1")
 		out := h.mustRun("registry", "list", "multi/arch")
 		if !strings.Contains(out, "linux/amd64,linux/arm64") {

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -50,16 +48,8 @@ func listJSON(t testing.TB, addr string, repo ...string) []listEntry {
 // tarballs and local Docker images push under their own names.
 func TestRegistryPushAndList(t *testing.T) {
 	srv := startServer(t, "")
-	idx := multiArchIndex(t)
+	dir, idx := multiArchLayout(t)
 	want, _ := idx.Digest()
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendIndex(idx); err != nil {
-		t.Fatal(err)
-	}
 
 	out, errOut, code := idpbuilder(t, "registry", "push", "--registry-addr", srv.Addr, dir, "multi/app:v1")
 	if code != 0 {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
 
@@ -24,16 +23,10 @@ func TestSkopeoCopyInspect(t *testing.T) {
 	want, _ := idx.Digest()
 
 	// An OCI layout whose index.json names the multi-arch index "v1", as skopeo expects.
-	p, err := layout.Write(filepath.Join(t.TempDir(), "layout"), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
+	p := writeLayout(t, idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"}))
 	dest := "docker://" + srv.Addr + "/skopeo/multi:v1"
 	runCmd(t, 5*time.Minute, "skopeo", "--insecure-policy", "copy", "--all", "--preserve-digests",
-		"--dest-tls-verify=false", "oci:"+string(p)+":v1", dest)
+		"--dest-tls-verify=false", "oci:"+p+":v1", dest)
 
 	var insp struct {
 		Digest       string // of what the reference names: the index
