@@ -5,27 +5,16 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
-
-	"github.com/idpbuilder/idpbuilder/pkg/auth"
-
-	// The filesystem storage driver registers itself with distribution's factory.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
 // Options configure a Registry.
@@ -56,14 +45,15 @@ type Options struct {
 
 // Registry is the embedded registry as a lifecycle component.
 type Registry struct {
-	opts   Options
-	log    *slog.Logger
-	mu     sync.Mutex
-	ln     net.Listener // the main listener; Addr reports it
-	srv    *http.Server
-	conns  *connTracker
-	app    *handlers.App
-	served chan error
+	opts    Options
+	log     *slog.Logger
+	mu      sync.Mutex
+	eng     *engine
+	handler http.Handler
+	ln      net.Listener // the main listener; Addr reports it
+	srv     *http.Server
+	conns   *connTracker
+	served  chan error
 }
 
 // New returns a registry that is not yet listening.
@@ -120,8 +110,59 @@ func (e *DataDirError) Error() string {
 
 func (e *DataDirError) Unwrap() error { return e.Err }
 
-// Start binds the listener (unless one was given), prepares the data directory,
-// builds the distribution app and starts serving in the background.
+// Open prepares the data directory, opens the engine and the referrers index
+// and builds the HTTP handler, without listening: tests drive Handler() with
+// httptest. Start opens the registry itself when it is not open yet.
+func (r *Registry) Open(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.handler != nil {
+		return errors.New("registry already open")
+	}
+	return r.openLocked(ctx)
+}
+
+func (r *Registry) openLocked(ctx context.Context) error {
+	secret, err := prepareDataDir(r.opts.DataDir)
+	if err != nil {
+		return err
+	}
+	bridgeLogrus(r.log.Enabled(ctx, slog.LevelDebug))
+	eng, err := openEngine(context.WithoutCancel(ctx), r.opts, secret)
+	if err != nil {
+		return err
+	}
+	refs := newReferrersIndex(r.opts.DataDir, eng, r.log)
+	if err := refs.open(ctx); err != nil {
+		_ = eng.close()
+		return err
+	}
+	r.eng = eng
+	r.handler = buildHandler(r.layers(eng, refs), eng.app)
+	return nil
+}
+
+// Handler is the registry's HTTP handler; nil until Open or Start.
+func (r *Registry) Handler() http.Handler {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.handler
+}
+
+// Close releases what Open acquired; Stop calls it.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	eng := r.eng
+	r.eng, r.handler = nil, nil
+	r.mu.Unlock()
+	if eng == nil {
+		return nil
+	}
+	return eng.close()
+}
+
+// Start binds the listener (unless one was given), opens the registry if Open
+// was not called, and starts serving in the background.
 func (r *Registry) Start(ctx context.Context) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -151,38 +192,11 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		lns = append(lns, extra)
 	}
 
-	secret, err := prepareDataDir(r.opts.DataDir)
-	if err != nil {
-		return err
-	}
-
-	bridgeLogrus(r.log.Enabled(ctx, slog.LevelDebug))
-	app, err := newApp(context.WithoutCancel(ctx), distributionConfig(r.opts, secret))
-	if err != nil {
-		return err
-	}
-
-	var registryHandler http.Handler = app
-	if r.opts.Auth != nil && r.opts.Auth.Policy != auth.PolicyNone {
-		registryHandler = withAuth(registryHandler, *r.opts.Auth, newLimiter(failedLoginRate, failedLoginBurst, nil))
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", r.handleLive)
-	mux.HandleFunc("GET /readyz", r.handleReady)
-	mux.Handle("/", withLimits(registryHandler))
-	var handler http.Handler = mux
-	if !r.opts.RateLimit.Disabled {
-		rps, burst := r.opts.RateLimit.RequestsPerSecond, r.opts.RateLimit.Burst
-		if rps <= 0 {
-			rps = DefaultRequestsPerSecond
+	if r.handler == nil {
+		if err := r.openLocked(ctx); err != nil {
+			return err
 		}
-		if burst <= 0 {
-			burst = DefaultBurst
-		}
-		handler = withRateLimit(handler, newLimiter(rps, burst, nil))
 	}
-	handler = withSecurityHeaders(handler, r.opts.GetCertificate != nil)
-	handler = withAccessLog(handler, r.opts.AccessLog)
 
 	if r.opts.GetCertificate != nil {
 		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.opts.GetCertificate}
@@ -192,10 +206,10 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		ln = lns[0]
 	}
 
-	r.ln, r.app = ln, app
+	r.ln = ln
 	r.conns = newConnTracker()
 	r.srv = &http.Server{
-		Handler:           handler,
+		Handler:           r.handler,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         r.conns.track,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -251,11 +265,11 @@ func (r *Registry) Done() <-chan error {
 // then it closes the remaining connections and reports that it had to.
 func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Lock()
-	srv, app, served, conns := r.srv, r.app, r.served, r.conns
-	r.srv, r.app = nil, nil
+	srv, served, conns := r.srv, r.served, r.conns
+	r.srv = nil
 	r.mu.Unlock()
 	if srv == nil {
-		return nil
+		return r.Close()
 	}
 	var errs []error
 	sweepCtx, stopSweep := context.WithCancel(ctx)
@@ -271,7 +285,7 @@ func (r *Registry) Stop(ctx context.Context) error {
 	if err := <-served; err != nil {
 		errs = append(errs, err)
 	}
-	if err := app.Shutdown(); err != nil {
+	if err := r.Close(); err != nil {
 		errs = append(errs, err)
 	}
 	r.log.Info("registry stopped")
@@ -286,92 +300,3 @@ func collect(ch <-chan error) []error {
 	return out
 }
 
-// newApp builds distribution's app, turning its configuration panics into errors.
-func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("registry configuration rejected: %v", p)
-		}
-	}()
-	return handlers.NewApp(ctx, cfg), nil
-}
-
-// distributionConfig builds in code what configuration.Parse would produce from a
-// file, including the defaults Parse fills in (without them the catalog is empty).
-func distributionConfig(opts Options, secret string) *configuration.Configuration {
-	cfg := &configuration.Configuration{}
-	cfg.Log.Level = "warn"
-	cfg.Catalog.MaxEntries = 1000
-	cfg.Tags.MaxTags = 1000
-	cfg.HTTP.Secret = secret
-	cfg.HTTP.Addr = opts.Addr
-	cfg.Storage = configuration.Storage{
-		"filesystem": configuration.Parameters{"rootdirectory": opts.DataDir},
-		"delete":     configuration.Parameters{"enabled": true},
-		"maintenance": configuration.Parameters{
-			// NewApp type-asserts these to map[any]any.
-			"uploadpurging": map[any]any{
-				"enabled":  true,
-				"age":      opts.UploadPurgeAge.String(),
-				"interval": purgeInterval(opts.UploadPurgeAge).String(),
-				"dryrun":   false,
-			},
-		},
-		"cache": configuration.Parameters{"blobdescriptor": "inmemory"},
-	}
-	// Layers with "urls" (non-distributable layers, e.g. Windows base layers) are
-	// legitimate OCI content; without an allow list distribution rejects them with a 500.
-	cfg.Validation.Manifests.URLs.Allow = []string{`^https?://`}
-	return cfg
-}
-
-func purgeInterval(age time.Duration) time.Duration {
-	if iv := age / 7; iv < 24*time.Hour {
-		return max(iv, time.Minute)
-	}
-	return 24 * time.Hour
-}
-
-// metaDir holds idpbuilder's own files inside the data dir, beside distribution's "docker/".
-const metaDir = ".idpbuilder"
-
-// prepareDataDir creates the data dir, proves it writable and returns the upload
-// secret. The secret is kept on disk so uploads interrupted by a restart can resume
-// (distribution signs upload state with it).
-func prepareDataDir(dir string) (string, error) {
-	if dir == "" {
-		return "", &DataDirError{Dir: dir, Err: errors.New("no directory given")}
-	}
-	meta := filepath.Join(dir, metaDir)
-	if err := os.MkdirAll(meta, 0o700); err != nil {
-		return "", &DataDirError{Dir: dir, Err: err}
-	}
-	if err := probeWritable(meta); err != nil {
-		return "", &DataDirError{Dir: dir, Err: err}
-	}
-	path := filepath.Join(meta, "http-secret")
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) >= 16 {
-		return string(b), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", &DataDirError{Dir: dir, Err: err}
-	}
-	secret := rand.Text()
-	if err := auth.WriteFileAtomic(path, []byte(secret), 0o600); err != nil {
-		return "", &DataDirError{Dir: dir, Err: err}
-	}
-	return secret, nil
-}
-
-func probeWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".probe-*")
-	if err != nil {
-		return err
-	}
-	name := f.Name()
-	_, werr := f.Write([]byte("ok"))
-	cerr := f.Close()
-	rerr := os.Remove(name)
-	return errors.Join(werr, cerr, rerr)
-}

@@ -1,0 +1,275 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
+
+	// The filesystem storage driver registers itself with distribution's factory.
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+)
+
+// engine is distribution: its HTTP app, plus our own handle on the same
+// storage. distribution keeps its driver private, so features it lacks
+// (referrers, sha512 aliases, and later GC and quotas) open their own.
+type engine struct {
+	app    *handlers.App
+	driver storagedriver.StorageDriver
+	ns     distribution.Namespace
+}
+
+func openEngine(ctx context.Context, opts Options, secret string) (*engine, error) {
+	app, err := newApp(ctx, distributionConfig(opts, secret))
+	if err != nil {
+		return nil, err
+	}
+	drv, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": opts.DataDir})
+	if err != nil {
+		_ = app.Shutdown()
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	ns, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
+	if err != nil {
+		_ = app.Shutdown()
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	return &engine{app: app, driver: drv, ns: ns}, nil
+}
+
+func (e *engine) close() error { return e.app.Shutdown() }
+
+// repository opens a repository of our own storage handle.
+func (e *engine) repository(ctx context.Context, name string) (distribution.Repository, error) {
+	named, err := reference.WithName(name)
+	if err != nil {
+		return nil, err
+	}
+	return e.ns.Repository(ctx, named)
+}
+
+// manifest reads a stored manifest's payload; ok is false when it is not stored.
+func (e *engine) manifest(ctx context.Context, repo string, dgst digest.Digest) (mediaType string, payload []byte, ok bool, err error) {
+	r, err := e.repository(ctx, repo)
+	if err != nil {
+		return "", nil, false, err
+	}
+	ms, err := r.Manifests(ctx)
+	if err != nil {
+		return "", nil, false, err
+	}
+	m, err := ms.Get(ctx, dgst)
+	if err != nil {
+		var unknown distribution.ErrManifestUnknownRevision
+		if errors.As(err, &unknown) || errors.As(err, new(distribution.ErrManifestUnknown)) || isPathNotFound(err) {
+			return "", nil, false, nil
+		}
+		return "", nil, false, err
+	}
+	mt, p, err := m.Payload()
+	return mt, p, err == nil, err
+}
+
+// blobSize stats a blob linked into repo; ok is false when it is not there.
+func (e *engine) blobSize(ctx context.Context, repo string, dgst digest.Digest) (int64, bool, error) {
+	r, err := e.repository(ctx, repo)
+	if err != nil {
+		return 0, false, err
+	}
+	d, err := r.Blobs(ctx).Stat(ctx, dgst)
+	if errors.Is(err, distribution.ErrBlobUnknown) || isPathNotFound(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return d.Size, true, nil
+}
+
+// blobCanonical is the sha256 digest under which a blob linked into repo by
+// another digest (a sha512 alias) is stored.
+func (e *engine) blobCanonical(ctx context.Context, repo string, dgst digest.Digest) (digest.Digest, bool, error) {
+	r, err := e.repository(ctx, repo)
+	if err != nil {
+		return "", false, err
+	}
+	d, err := r.Blobs(ctx).Stat(ctx, dgst)
+	if errors.Is(err, distribution.ErrBlobUnknown) || isPathNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return d.Digest, true, nil
+}
+
+// forEachRepository calls fn with every repository name.
+func (e *engine) forEachRepository(ctx context.Context, fn func(string) error) error {
+	en, ok := e.ns.(distribution.RepositoryEnumerator)
+	if !ok {
+		return errors.New("storage cannot enumerate repositories")
+	}
+	err := en.Enumerate(ctx, fn)
+	if isPathNotFound(err) {
+		return nil // no repository yet
+	}
+	return err
+}
+
+// forEachManifest calls fn with the digest of every manifest revision of repo.
+func (e *engine) forEachManifest(ctx context.Context, repo string, fn func(digest.Digest) error) error {
+	r, err := e.repository(ctx, repo)
+	if err != nil {
+		return err
+	}
+	ms, err := r.Manifests(ctx)
+	if err != nil {
+		return err
+	}
+	en, ok := ms.(distribution.ManifestEnumerator)
+	if !ok {
+		return errors.New("storage cannot enumerate manifests")
+	}
+	err = en.Enumerate(ctx, fn)
+	if isPathNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func isPathNotFound(err error) bool {
+	return err != nil && errors.As(err, new(storagedriver.PathNotFoundError))
+}
+
+// The layout of links in distribution's tree (registry/storage/paths.go, which
+// keeps it private). An alias of a stored blob or manifest under another digest
+// algorithm is one more link file naming the canonical digest; distribution
+// writes such links itself for blobs uploaded with ?digest=sha512:…, and reads
+// them for manifests. TestLinkLayoutMatchesDistribution pins the layout.
+const repositoriesRoot = "/docker/registry/v2/repositories"
+
+func layerLinkPath(repo string, dgst digest.Digest) string {
+	return fmt.Sprintf("%s/%s/_layers/%s/%s/link", repositoriesRoot, repo, dgst.Algorithm(), dgst.Encoded())
+}
+
+func manifestRevisionLinkPath(repo string, dgst digest.Digest) string {
+	return fmt.Sprintf("%s/%s/_manifests/revisions/%s/%s/link", repositoriesRoot, repo, dgst.Algorithm(), dgst.Encoded())
+}
+
+// link writes an alias link: path then resolves to canonical.
+func (e *engine) link(ctx context.Context, path string, canonical digest.Digest) error {
+	return e.driver.PutContent(ctx, path, []byte(canonical.String()))
+}
+
+// linkExists reports whether an alias link is there.
+func (e *engine) linkExists(ctx context.Context, path string) (bool, error) {
+	_, err := e.driver.Stat(ctx, path)
+	if isPathNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// newApp builds distribution's app, turning its configuration panics into errors.
+func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("registry configuration rejected: %v", p)
+		}
+	}()
+	return handlers.NewApp(ctx, cfg), nil
+}
+
+// distributionConfig builds in code what configuration.Parse would produce from a
+// file, including the defaults Parse fills in (without them the catalog is empty).
+func distributionConfig(opts Options, secret string) *configuration.Configuration {
+	cfg := &configuration.Configuration{}
+	cfg.Log.Level = "warn"
+	cfg.Catalog.MaxEntries = 1000
+	cfg.Tags.MaxTags = 1000
+	cfg.HTTP.Secret = secret
+	cfg.HTTP.Addr = opts.Addr
+	cfg.Storage = configuration.Storage{
+		"filesystem": configuration.Parameters{"rootdirectory": opts.DataDir},
+		"delete":     configuration.Parameters{"enabled": true},
+		"maintenance": configuration.Parameters{
+			// NewApp type-asserts these to map[any]any.
+			"uploadpurging": map[any]any{
+				"enabled":  true,
+				"age":      opts.UploadPurgeAge.String(),
+				"interval": purgeInterval(opts.UploadPurgeAge).String(),
+				"dryrun":   false,
+			},
+		},
+		"cache": configuration.Parameters{"blobdescriptor": "inmemory"},
+	}
+	// Layers with "urls" (non-distributable layers, e.g. Windows base layers) are
+	// legitimate OCI content; without an allow list distribution rejects them with a 500.
+	cfg.Validation.Manifests.URLs.Allow = []string{`^https?://`}
+	return cfg
+}
+
+func purgeInterval(age time.Duration) time.Duration {
+	if iv := age / 7; iv < 24*time.Hour {
+		return max(iv, time.Minute)
+	}
+	return 24 * time.Hour
+}
+
+// metaDir holds idpbuilder's own files inside the data dir, beside distribution's "docker/".
+const metaDir = ".idpbuilder"
+
+// prepareDataDir creates the data dir, proves it writable and returns the upload
+// secret. The secret is kept on disk so uploads interrupted by a restart can resume
+// (distribution signs upload state with it).
+func prepareDataDir(dir string) (string, error) {
+	if dir == "" {
+		return "", &DataDirError{Dir: dir, Err: errors.New("no directory given")}
+	}
+	meta := filepath.Join(dir, metaDir)
+	if err := os.MkdirAll(meta, 0o700); err != nil {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	if err := probeWritable(meta); err != nil {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	path := filepath.Join(meta, "http-secret")
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 16 {
+		return string(b), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	secret := rand.Text()
+	if err := auth.WriteFileAtomic(path, []byte(secret), 0o600); err != nil {
+		return "", &DataDirError{Dir: dir, Err: err}
+	}
+	return secret, nil
+}
+
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte("ok"))
+	cerr := f.Close()
+	rerr := os.Remove(name)
+	return errors.Join(werr, cerr, rerr)
+}

@@ -1,0 +1,82 @@
+package registry
+
+import (
+	"net/http"
+
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
+)
+
+// layer wraps a handler with one job.
+type layer struct {
+	name string
+	wrap func(http.Handler) http.Handler
+}
+
+// layers is the registry's HTTP stack, outermost first: read it top-down as
+// the path of a request.
+func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
+	ls := []layer{
+		{"request info", withRequestInfo}, // request id and the parsed route, once
+		{"access log", func(h http.Handler) http.Handler { return withAccessLog(h, r.opts.AccessLog) }},
+		{"security headers", func(h http.Handler) http.Handler { return withSecurityHeaders(h, r.opts.GetCertificate != nil) }},
+	}
+	if rl := r.opts.RateLimit; !rl.Disabled {
+		rps, burst := rl.RequestsPerSecond, rl.Burst
+		if rps <= 0 {
+			rps = DefaultRequestsPerSecond
+		}
+		if burst <= 0 {
+			burst = DefaultBurst
+		}
+		ls = append(ls, layer{"rate limit", func(h http.Handler) http.Handler { return withRateLimit(h, newLimiter(rps, burst, nil)) }})
+	}
+	ls = append(ls, layer{"health", r.withHealth})
+	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
+		ls = append(ls, layer{"auth", func(h http.Handler) http.Handler {
+			return withAuth(h, *a, newLimiter(failedLoginRate, failedLoginBurst, nil))
+		}})
+	}
+	ls = append(ls,
+		layer{"limits", withLimits},
+		layer{"server errors", func(h http.Handler) http.Handler { return withServerErrors(h, r.log) }},
+		layer{"referrers", func(h http.Handler) http.Handler { return withReferrers(h, refs) }},
+		layer{"manifests", func(h http.Handler) http.Handler {
+			return &manifestLayer{next: h, eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest}}
+		}},
+	)
+	return ls
+}
+
+// buildHandler stacks the layers over distribution's app.
+func buildHandler(ls []layer, engine http.Handler) http.Handler {
+	h := engine
+	for i := len(ls) - 1; i >= 0; i-- {
+		h = ls[i].wrap(h)
+	}
+	return h
+}
+
+// withHealth answers the health endpoints, which need neither auth nor the engine.
+func (r *Registry) withHealth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch kind := routeOf(req).Kind; {
+		case kind == RouteLive && req.Method == http.MethodGet:
+			r.handleLive(w, req)
+		case kind == RouteReady && req.Method == http.MethodGet:
+			r.handleReady(w, req)
+		default:
+			next.ServeHTTP(w, req)
+		}
+	})
+}
+
+// withReferrers serves the referrers API, which distribution does not have.
+func withReferrers(next http.Handler, refs *referrersIndex) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt := routeOf(r); rt.Kind == RouteReferrers {
+			refs.serve(w, r, rt)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
