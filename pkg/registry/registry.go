@@ -299,4 +299,3 @@ func collect(ch <-chan error) []error {
 	}
 	return out
 }
-
