@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/sirupsen/logrus"
@@ -46,6 +47,11 @@ func (slogHook) Fire(e *logrus.Entry) error {
 		}
 	case logrus.WarnLevel:
 		lvl = slog.LevelWarn
+		// Every request by a sha512 digest resolves its alias link, and
+		// distribution warns about each one.
+		if strings.HasPrefix(e.Message, "looking up blob with canonical target") {
+			lvl = slog.LevelDebug
+		}
 	default:
 		lvl = slog.LevelDebug
 	}

@@ -180,24 +180,24 @@ func (l *manifestLayer) put(w http.ResponseWriter, r *http.Request, rt Route) {
 		e.write(w)
 		return
 	}
-	if e := l.checkSizes(ctx, rt.Repository, doc); e != nil {
-		e.write(w)
-		return
-	}
 	canonical := digest.Canonical.FromBytes(body)
 	addressed := canonical
 	if rt.Digest != "" {
+		if got := rt.Digest.Algorithm().FromBytes(body); got != rt.Digest {
+			writeOCIError(w, http.StatusBadRequest, codeDigestInvalid, "manifest content does not match digest "+rt.Digest.String())
+			return
+		}
 		if rt.Digest.Algorithm() != digest.Canonical {
-			if got := rt.Digest.Algorithm().FromBytes(body); got != rt.Digest {
-				writeOCIError(w, http.StatusBadRequest, codeDigestInvalid, "manifest content does not match digest "+rt.Digest.String())
-				return
-			}
 			// distribution stores the manifest under its sha256; the sha512
 			// address becomes an alias link to it.
 			r.URL.Path = strings.TrimSuffix(r.URL.Path, rt.Reference) + canonical.String()
 			r.URL.RawPath = ""
 		}
 		addressed = rt.Digest
+	}
+	if e := l.checkSizes(ctx, rt.Repository, doc); e != nil {
+		e.write(w)
+		return
 	}
 	mediaType := doc.MediaType
 	if mediaType == "" {
