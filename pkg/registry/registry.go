@@ -49,6 +49,7 @@ type Registry struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	eng     *engine
+	refs    *referrersIndex
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server
@@ -137,7 +138,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		_ = eng.close()
 		return err
 	}
-	r.eng = eng
+	r.eng, r.refs = eng, refs
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
