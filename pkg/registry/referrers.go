@@ -320,14 +320,29 @@ func (x *referrersIndex) serve(w http.ResponseWriter, r *http.Request, rt Route)
 		}
 		list = list[i:]
 	}
-	page, size := 0, 0
-	for page < len(list) && page < n {
-		b, _ := json.Marshal(list[page])
-		if size+len(b) > referrersPageBytes && page > 0 {
+	// One page: up to n descriptors, shrunk until it fits the size clients
+	// accept for a manifest (it is one marshal unless annotations are huge).
+	page := min(n, len(list))
+	var body []byte
+	for {
+		manifests := []v1.Descriptor{}
+		if page > 0 {
+			manifests = list[:page:page]
+		}
+		var err error
+		body, err = json.Marshal(v1.Index{
+			Versioned: specs.Versioned{SchemaVersion: 2},
+			MediaType: v1.MediaTypeImageIndex,
+			Manifests: manifests,
+		})
+		if err != nil {
+			writeOCIError(w, http.StatusInternalServerError, codeUnknown, "cannot encode the referrers list")
+			return
+		}
+		if len(body) <= referrersPageBytes || page <= 1 {
 			break
 		}
-		size += len(b) + 1
-		page++
+		page = max(1, int(int64(page)*referrersPageBytes/int64(len(body)))-1)
 	}
 	if page < len(list) {
 		next := url.Values{}
@@ -337,19 +352,6 @@ func (x *referrersIndex) serve(w http.ResponseWriter, r *http.Request, rt Route)
 			next.Set("artifactType", at)
 		}
 		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, next.Encode()))
-	}
-	manifests := []v1.Descriptor{}
-	if page > 0 {
-		manifests = list[:page:page]
-	}
-	body, err := json.Marshal(v1.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: v1.MediaTypeImageIndex,
-		Manifests: manifests,
-	})
-	if err != nil {
-		writeOCIError(w, http.StatusInternalServerError, codeUnknown, "cannot encode the referrers list")
-		return
 	}
 	w.Header().Set("Content-Type", v1.MediaTypeImageIndex)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -206,3 +206,19 @@ func TestReferrersPushedBySHA512(t *testing.T) {
 	idx, _ = tr.referrers("r", subject.Digest, "")
 	assert.Empty(t, idx.Manifests)
 }
+
+// TestReferrersPageFitsManifestLimit: referrers with large annotations are
+// split over pages that each stay under the manifest size clients accept.
+func TestReferrersPageFitsManifestLimit(t *testing.T) {
+	tr := openTestRegistry(t, "")
+	config, subject := tr.fixture("r")
+	big := strings.Repeat("x", 1<<20)
+	for i := range 6 {
+		body := image(config, "application/vnd.example.sbom", &subject, map[string]string{"n": fmt.Sprint(i), "big": big})
+		require.Equal(t, http.StatusCreated, tr.putManifest("r", digest.FromBytes(body).String(), body, v1.MediaTypeImageManifest).Code)
+	}
+	idx, rec := tr.referrers("r", subject.Digest, "")
+	assert.LessOrEqual(t, rec.Body.Len(), maxManifestSize)
+	assert.Less(t, len(idx.Manifests), 6)
+	assert.NotEmpty(t, rec.Header().Get("Link"))
+}
