@@ -15,6 +15,7 @@ import (
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 	"github.com/idpbuilder/idpbuilder/pkg/certs"
+	"github.com/idpbuilder/idpbuilder/pkg/component"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
 )
@@ -80,15 +81,23 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	opts.Listener = ln
 	caHint := ""
+	var components []component.Component
 	if cfg.Registry.TLS {
 		interval, _ := cmd.Flags().GetDuration("cert-check-interval")
-		if caHint, err = tlsOptions(ctx, cfg, &opts, interval, logger); err != nil {
+		var renewer *certs.Renewer
+		if renewer, caHint, err = tlsOptions(cfg, &opts, interval, logger); err != nil {
 			_ = ln.Close()
 			return err
 		}
+		if renewer != nil {
+			components = append(components, renewer)
+		}
 	}
 	reg := registry.New(opts)
-	if err := reg.Start(ctx); err != nil {
+	// The renewer starts first (the registry serves its certificate) and stops last.
+	group := component.NewGroup(append(components, reg)...)
+	if err := group.Start(ctx); err != nil {
+		_ = ln.Close()
 		var dde *registry.DataDirError
 		if errors.As(err, &dde) {
 			return Usage(err)
@@ -117,7 +126,7 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Registry.ShutdownTimeout)
 	defer cancel()
-	return errors.Join(serveErr, reg.Stop(stopCtx))
+	return errors.Join(serveErr, group.Stop(stopCtx))
 }
 
 // authOptions resolves the auth policy: the configured one, else push when users
@@ -145,15 +154,16 @@ func authOptions(cfg config.Config, opts *registry.Options) (auth.Policy, error)
 }
 
 // tlsOptions sets up HTTPS: your own certificate, or one from the local CA kept
-// current by a background check. It returns a hint about trusting the CA.
-func tlsOptions(ctx context.Context, cfg config.Config, opts *registry.Options, interval time.Duration, logger *slog.Logger) (string, error) {
+// current by a renewer component. It returns the renewer (nil for your own
+// certificate) and a hint about trusting the CA.
+func tlsOptions(cfg config.Config, opts *registry.Options, interval time.Duration, logger *slog.Logger) (*certs.Renewer, string, error) {
 	if cfg.Registry.TLSCert != "" {
 		get, _, err := certs.LoadStatic(cfg.Registry.TLSCert, cfg.Registry.TLSKey)
 		if err != nil {
-			return "", Usage(err)
+			return nil, "", Usage(err)
 		}
 		opts.GetCertificate = get
-		return "", nil
+		return nil, "", nil
 	}
 	names := append([]string{}, cfg.Registry.TLSNames...)
 	for _, a := range append([]string{cfg.Registry.Addr}, cfg.Registry.ExtraAddrs...) {
@@ -162,18 +172,15 @@ func tlsOptions(ctx context.Context, cfg config.Config, opts *registry.Options, 
 		}
 	}
 	m := &certs.Manager{Dir: cfg.Registry.CertDir, Names: names}
-	if _, err := m.Ensure(); err != nil {
-		return "", fmt.Errorf("TLS certificate: %w", err)
-	}
-	go m.Run(ctx, interval, func(leaf *x509.Certificate, err error) {
+	renewer := &certs.Renewer{Manager: m, Interval: interval, OnRenew: func(leaf *x509.Certificate, err error) {
 		if err != nil {
 			logger.Error("certificate renewal failed", "err", err)
 			return
 		}
 		logger.Info("serving a renewed certificate", "serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
-	})
+	}}
 	opts.GetCertificate = m.GetCertificate
-	return fmt.Sprintf("Clients must trust the CA %s (idpbuilder registry trust installs it for Docker and containerd)",
+	return renewer, fmt.Sprintf("Clients must trust the CA %s (idpbuilder registry trust installs it for Docker and containerd)",
 		filepath.Join(cfg.Registry.CertDir, certs.CAFile)), nil
 }
 

@@ -67,7 +67,7 @@ func (x *referrersIndex) open(ctx context.Context) error {
 		return fmt.Errorf("referrers index: %w", err)
 	}
 	start := time.Now()
-	x.log.Info("referrers index missing: rebuilding it from the stored manifests")
+	x.log.Debug("referrers index missing: rebuilding it from the stored manifests")
 	if err := os.RemoveAll(filepath.Join(x.dir, "repositories")); err != nil {
 		return fmt.Errorf("referrers index: %w", err)
 	}
@@ -87,7 +87,11 @@ func (x *referrersIndex) open(ctx context.Context) error {
 	if err := auth.WriteFileAtomic(filepath.Join(x.dir, referrersMarker), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("referrers index: %w", err)
 	}
-	x.log.Info("referrers index rebuilt", "repositories", repos, "referrers", refs, "duration", time.Since(start).Round(time.Millisecond))
+	lvl := slog.LevelDebug // a new data dir: nothing to say
+	if repos > 0 {
+		lvl = slog.LevelInfo
+	}
+	x.log.Log(ctx, lvl, "referrers index rebuilt from the stored manifests", "repositories", repos, "referrers", refs, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
