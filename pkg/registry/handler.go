@@ -19,6 +19,7 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 		{"request info", withRequestInfo}, // request id and the parsed route, once
 		{"access log", func(h http.Handler) http.Handler { return withAccessLog(h, r.opts.AccessLog) }},
 		{"security headers", func(h http.Handler) http.Handler { return withSecurityHeaders(h, r.opts.GetCertificate != nil) }},
+		{"health", r.withHealth}, // before the rate limit: probes must answer under load
 	}
 	if rl := r.opts.RateLimit; !rl.Disabled {
 		rps, burst := rl.RequestsPerSecond, rl.Burst
@@ -30,7 +31,6 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 		}
 		ls = append(ls, layer{"rate limit", func(h http.Handler) http.Handler { return withRateLimit(h, newLimiter(rps, burst, nil)) }})
 	}
-	ls = append(ls, layer{"health", r.withHealth})
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
 		ls = append(ls, layer{"auth", func(h http.Handler) http.Handler {
 			return withAuth(h, *a, newLimiter(failedLoginRate, failedLoginBurst, nil))

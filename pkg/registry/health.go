@@ -53,7 +53,13 @@ func (r *Registry) handleReady(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), 5*time.Second)
 	defer cancel()
 	if err := r.checkStorage(ctx); err != nil {
-		writeHealth(w, http.StatusServiceUnavailable, HealthReport{Status: "unavailable", Checks: map[string]string{"storage": err.Error()}})
+		// /readyz answers anonymous clients: the reason, with its paths, goes to the log.
+		r.log.Warn("readiness check failed", "err", err)
+		reason := "not writable (the registry's log has the details)"
+		if errors.Is(err, context.DeadlineExceeded) {
+			reason = "timed out (the registry's log has the details)"
+		}
+		writeHealth(w, http.StatusServiceUnavailable, HealthReport{Status: "unavailable", Checks: map[string]string{"storage": reason}})
 		return
 	}
 	writeHealth(w, http.StatusOK, HealthReport{Status: "ok", Checks: map[string]string{"storage": "ok"}})

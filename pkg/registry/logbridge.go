@@ -69,8 +69,23 @@ func (slogHook) Fire(e *logrus.Entry) error {
 		if k == "go.version" {
 			continue
 		}
+		if str, ok := v.(string); ok {
+			v = redactQuery(str)
+		}
 		attrs = append(attrs, slog.Any(k, v))
 	}
 	logger.LogAttrs(ctx, lvl, e.Message, attrs...)
 	return nil
+}
+
+// redactQuery drops the query string of a logged URI or URL: an upload's
+// _state token is a signed credential for the upload and must not reach logs.
+func redactQuery(s string) string {
+	if !strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return s
+	}
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i] + "?…"
+	}
+	return s
 }

@@ -200,7 +200,7 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 	}
 
 	if r.opts.GetCertificate != nil {
-		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.opts.GetCertificate}
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.opts.GetCertificate, CipherSuites: tls12Suites}
 		for i, l := range lns {
 			lns[i] = tls.NewListener(l, tlsCfg)
 		}
@@ -242,6 +242,18 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 	}
 	r.log.Info("registry started", "addr", strings.Join(addrs, ","), "data_dir", r.opts.DataDir)
 	return nil
+}
+
+// tls12Suites are the TLS 1.2 suites offered: AEAD with forward secrecy only
+// (Go's defaults still include CBC-SHA1 suites). TLS 1.3 suites are not
+// configurable and all qualify.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // Addr returns the address the registry listens on (the real port when Addr used port 0).

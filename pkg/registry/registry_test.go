@@ -83,6 +83,7 @@ func TestReadyzReportsUnwritableStorage(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rep))
 	assert.Equal(t, "unavailable", rep.Status)
 	assert.Contains(t, rep.Checks["storage"], "not writable")
+	assert.NotContains(t, rep.Checks["storage"], dir, "an anonymous probe learns no machine path")
 	assert.Error(t, r.Health(context.Background()))
 
 	// Liveness is about the process, not storage.
