@@ -96,6 +96,18 @@ func (v *Verifier) Verify(user, password string) (bool, error) {
 	return true, nil
 }
 
+// Known reports whether user/password was verified before and the file has not
+// changed since: a check that costs no bcrypt, so callers may skip rate limits
+// meant for guesses.
+func (v *Verifier) Known(user, password string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.reloadLocked(); err != nil {
+		return false
+	}
+	return v.checked[user][v.macLocked(user, password)]
+}
+
 func (v *Verifier) macLocked(user, password string) [32]byte {
 	h := hmac.New(sha256.New, v.key)
 	h.Write([]byte(user))

@@ -1,7 +1,13 @@
 package registry
 
 import (
+	"context"
+	"crypto/sha256"
 	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 )
@@ -12,46 +18,156 @@ type AuthOptions struct {
 	Verifier *auth.Verifier
 }
 
+// Failed-login budgets. Each (client, user) pair may guess 10 times, then once
+// per 6 s; each client, across all users, 30 times, then once per 2 s. A stale
+// password in one tool thus locks out that user from that client only, and
+// spraying many users stays bounded.
+const (
+	failedLoginRate         = 1.0 / 6
+	failedLoginBurst        = 10
+	failedLoginClientRate   = 1.0 / 2
+	failedLoginClientBurst  = 30
+	maxInflightVerification = 0 // 0: one bcrypt per core
+)
+
+// loginGate verifies credentials without letting guesses through in parallel:
+// a guess reserves its token before bcrypt runs (and a good password gives it
+// back), identical concurrent attempts share one verification, and bcrypt runs
+// at most once per core at a time. Credentials verified before cost nothing
+// and pass without touching the budgets.
+type loginGate struct {
+	verifier  *auth.Verifier
+	perUser   *limiter // key: client + user
+	perClient *limiter // key: client
+	bcrypt    chan struct{}
+
+	mu       sync.Mutex
+	inflight map[[32]byte]*attempt
+
+	verifications atomic.Int64 // bcrypt runs, for tests and metrics
+}
+
+type attempt struct {
+	done  chan struct{}
+	good  bool
+	retry time.Duration // > 0: refused by a budget
+	err   error
+}
+
+func newLoginGate(v *auth.Verifier, now func() time.Time) *loginGate {
+	n := maxInflightVerification
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return &loginGate{
+		verifier:  v,
+		perUser:   newLimiter(failedLoginRate, failedLoginBurst, now),
+		perClient: newLimiter(failedLoginClientRate, failedLoginClientBurst, now),
+		bcrypt:    make(chan struct{}, n),
+		inflight:  map[[32]byte]*attempt{},
+	}
+}
+
+// check verifies user/password from client. retry > 0 means a budget refused
+// the attempt before any verification.
+func (g *loginGate) check(ctx context.Context, client, user, password string) (good bool, retry time.Duration, err error) {
+	if g.verifier.Known(user, password) {
+		return true, 0, nil
+	}
+	key := sha256.Sum256([]byte(client + "\x00" + user + "\x00" + password))
+	g.mu.Lock()
+	if a, ok := g.inflight[key]; ok {
+		g.mu.Unlock()
+		select {
+		case <-a.done:
+			return a.good, a.retry, a.err
+		case <-ctx.Done():
+			return false, 0, ctx.Err()
+		}
+	}
+	a := &attempt{done: make(chan struct{})}
+	g.inflight[key] = a
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.inflight, key)
+		g.mu.Unlock()
+		close(a.done)
+	}()
+	a.good, a.retry, a.err = g.verify(ctx, client, user, password)
+	return a.good, a.retry, a.err
+}
+
+func (g *loginGate) verify(ctx context.Context, client, user, password string) (bool, time.Duration, error) {
+	userKey := client + "\x00" + user
+	if ok, retry := g.perUser.take(userKey); !ok {
+		return false, retry, nil
+	}
+	if ok, retry := g.perClient.take(client); !ok {
+		g.perUser.refund(userKey)
+		return false, retry, nil
+	}
+	select {
+	case g.bcrypt <- struct{}{}:
+	case <-ctx.Done():
+		g.perUser.refund(userKey)
+		g.perClient.refund(client)
+		return false, 0, ctx.Err()
+	}
+	g.verifications.Add(1)
+	good, err := g.verifier.Verify(user, password)
+	<-g.bcrypt
+	if good || err != nil {
+		// Not a guess: the budget is for wrong passwords.
+		g.perUser.refund(userKey)
+		g.perClient.refund(client)
+	}
+	return good, 0, err
+}
+
+// malformed spends the client's budget for a header that is no credential.
+func (g *loginGate) malformed(client string) (ok bool, retry time.Duration) {
+	return g.perClient.take(client)
+}
+
 // withAuth applies the policy. Credentials, when sent, are always checked (so
-// `docker login` fails on a wrong password even where pulls are anonymous); a
-// client whose failed logins ran out its budget gets 429 until it refills.
-func withAuth(next http.Handler, opts AuthOptions, failed *limiter) http.Handler {
+// `docker login` fails on a wrong password even where pulls are anonymous).
+func withAuth(next http.Handler, opts AuthOptions, gate *loginGate) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := clientIP(r)
 		header := r.Header.Get("Authorization")
 		needs := opts.Policy.Requires(r.Method) || (opts.Policy != auth.PolicyNone && routeOf(r).Kind == RoutePing)
-		if header == "" && !needs {
+		if header == "" {
+			if needs {
+				challenge(w, "authentication required")
+				return
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
-		if empty, retry := failed.empty(ip); empty {
-			tooMany(w, retry, "too many failed logins from this client")
-			return
-		}
-		if header == "" {
-			challenge(w, "authentication required")
-			return
-		}
+		ip := clientIP(r)
 		user, pass, ok := auth.ParseBasic(header)
 		if !ok {
-			failed.take(ip)
+			if ok, retry := gate.malformed(ip); !ok {
+				tooMany(w, retry, "too many failed logins from this client")
+				return
+			}
 			challenge(w, "malformed Authorization header (want Basic)")
 			return
 		}
-		good, err := opts.Verifier.Verify(user, pass)
-		if err != nil {
+		good, retry, err := gate.check(r.Context(), ip, user, pass)
+		switch {
+		case retry > 0:
+			tooMany(w, retry, "too many failed logins for this user from this client")
+		case err != nil:
 			writeOCIError(w, http.StatusInternalServerError, codeUnknown, "cannot read the user database")
-			return
-		}
-		if !good {
-			failed.take(ip)
+		case !good:
 			challenge(w, "invalid username or password")
-			return
+		default:
+			if ri := infoFrom(r.Context()); ri != nil {
+				ri.user = user
+			}
+			next.ServeHTTP(w, r)
 		}
-		if ri := infoFrom(r.Context()); ri != nil {
-			ri.user = user
-		}
-		next.ServeHTTP(w, r)
 	})
 }
 

@@ -32,9 +32,8 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 		ls = append(ls, layer{"rate limit", func(h http.Handler) http.Handler { return withRateLimit(h, newLimiter(rps, burst, nil)) }})
 	}
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
-		ls = append(ls, layer{"auth", func(h http.Handler) http.Handler {
-			return withAuth(h, *a, newLimiter(failedLoginRate, failedLoginBurst, nil))
-		}})
+		r.login = newLoginGate(a.Verifier, nil)
+		ls = append(ls, layer{"auth", func(h http.Handler) http.Handler { return withAuth(h, *a, r.login) }})
 	}
 	ls = append(ls,
 		layer{"limits", withLimits},

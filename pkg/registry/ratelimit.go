@@ -13,10 +13,6 @@ import (
 const (
 	DefaultRequestsPerSecond = 1000
 	DefaultBurst             = 2000
-	// Failed logins refill at one per 6 s with a burst of 10: 50 bad passwords
-	// in a row from one client are mostly answered 429.
-	failedLoginRate  = 1.0 / 6
-	failedLoginBurst = 10
 )
 
 // RateLimit configures per-client rate limiting; zero values mean the defaults.
@@ -82,15 +78,12 @@ func (l *limiter) take(key string) (ok bool, retryAfter time.Duration) {
 	return false, wait
 }
 
-// empty reports whether key has no token left (without taking one).
-func (l *limiter) empty(key string) (bool, time.Duration) {
+// refund gives back a token taken for key (never past the burst).
+func (l *limiter) refund(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.refillLocked(key)
-	if b.tokens >= 1 {
-		return false, 0
-	}
-	return true, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	b.tokens = math.Min(l.burst, b.tokens+1)
 }
 
 func (l *limiter) refillLocked(key string) *bucket {

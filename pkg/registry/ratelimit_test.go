@@ -23,9 +23,16 @@ func TestLimiter(t *testing.T) {
 	now = now.Add(1500 * time.Millisecond)
 	ok, _ = l.take("a")
 	assert.True(t, ok, "refilled")
-	empty, retry := l.empty("a")
-	assert.True(t, empty)
+	ok, retry = l.take("a")
+	assert.False(t, ok)
 	assert.Equal(t, 500*time.Millisecond, retry)
+	l.refund("a")
+	ok, _ = l.take("a")
+	assert.True(t, ok, "a refunded token can be taken again")
+	for range 10 {
+		l.refund("b")
+	}
+	assert.LessOrEqual(t, l.buckets["b"].tokens, 3.0, "refunds never exceed the burst")
 
 	now = now.Add(time.Hour)
 	ok, _ = l.take("a")

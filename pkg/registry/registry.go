@@ -50,6 +50,7 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
+	login   *loginGate // nil without auth
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server

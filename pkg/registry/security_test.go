@@ -7,14 +7,17 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -416,4 +419,67 @@ func TestTLS12OffersOnlyAEADSuites(t *testing.T) {
 			assert.Error(t, err, tls.CipherSuiteName(tc.suite))
 		}
 	}
+}
+
+// TestParallelGuessesCannotOverdrawTheBudget: 200 parallel wrong passwords for
+// one user reach bcrypt at most as often as the budget allows; another user on
+// the same client still logs in, and parallel first logins with the right
+// password are never refused.
+func TestParallelGuessesCannotOverdrawTheBudget(t *testing.T) {
+	dir := t.TempDir()
+	h := auth.Htpasswd{Path: filepath.Join(dir, "htpasswd")}
+	require.NoError(t, h.Set("alice", testPassword))
+	require.NoError(t, h.Set("bob", testPassword+"-bob"))
+	require.NoError(t, h.Set("carol", testPassword+"-carol"))
+	r := New(Options{DataDir: filepath.Join(dir, "data"), Logger: slog.New(slog.DiscardHandler), RateLimit: RateLimit{Disabled: true},
+		Auth: &AuthOptions{Policy: auth.PolicyAll, Verifier: auth.NewVerifier(h)}})
+	require.NoError(t, r.Open(context.Background()))
+	t.Cleanup(func() { _ = r.Close() })
+	login := func(user, pass string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		req.SetBasicAuth(user, pass)
+		rec := httptest.NewRecorder()
+		r.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for i := range 200 {
+		wg.Go(func() {
+			c := login("alice", fmt.Sprintf("guess-%d", i))
+			mu.Lock()
+			codes[c]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	refills := int(time.Since(start).Seconds()*failedLoginRate) + 1
+	verified := r.login.verifications.Load()
+	t.Logf("200 parallel guesses: %v, %d verifications (budget %d + %d refills)", codes, verified, failedLoginBurst, refills)
+	assert.LessOrEqual(t, verified, int64(failedLoginBurst+refills), "guesses beyond the budget reached bcrypt")
+	assert.Equal(t, int(verified), codes[http.StatusUnauthorized])
+	assert.Equal(t, 200, codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests])
+
+	// alice is locked out from this client; bob is not.
+	assert.Equal(t, http.StatusTooManyRequests, login("alice", testPassword))
+	assert.Equal(t, http.StatusOK, login("bob", testPassword+"-bob"))
+
+	// 30 parallel first requests with carol's right password (a node pulling
+	// 30 layers after a restart) are all served, and share one verification.
+	before := r.login.verifications.Load()
+	codes = map[int]int{}
+	for range 30 {
+		wg.Go(func() {
+			c := login("carol", testPassword+"-carol")
+			mu.Lock()
+			codes[c]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, map[int]int{http.StatusOK: 30}, codes)
+	assert.LessOrEqual(t, r.login.verifications.Load()-before, int64(2), "identical attempts share verifications")
 }
