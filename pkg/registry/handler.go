@@ -17,6 +17,7 @@ type layer struct {
 func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	ls := []layer{
 		{"request info", withRequestInfo}, // request id and the parsed route, once
+		{"body idle timeout", func(h http.Handler) http.Handler { return withBodyIdleTimeout(h, r.opts.BodyIdleTimeout) }},
 		{"access log", func(h http.Handler) http.Handler { return withAccessLog(h, r.opts.AccessLog) }},
 		{"security headers", func(h http.Handler) http.Handler { return withSecurityHeaders(h, r.opts.GetCertificate != nil) }},
 		{"health", r.withHealth}, // before the rate limit: probes must answer under load

@@ -41,6 +41,9 @@ type Options struct {
 	Auth *AuthOptions
 	// RateLimit bounds requests per client.
 	RateLimit RateLimit
+	// BodyIdleTimeout cuts request bodies that send nothing for this long
+	// (default DefaultBodyIdleTimeout).
+	BodyIdleTimeout time.Duration
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -62,6 +65,9 @@ type Registry struct {
 func New(opts Options) *Registry {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
 	if opts.UploadPurgeAge == 0 {
 		opts.UploadPurgeAge = 168 * time.Hour
