@@ -59,7 +59,7 @@ func (w *stalledWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // idleBody moves the connection's read deadline forward before every read.
 type idleBody struct {
 	io.ReadCloser
-	rc    *http.ResponseController
+	rc       *http.ResponseController
 	idle     time.Duration
 	ended    bool
 	timedOut bool

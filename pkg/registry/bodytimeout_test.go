@@ -2,8 +2,8 @@ package registry
 
 import (
 	"bufio"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
