@@ -239,20 +239,39 @@ func TestBadLoginsAreRateLimited(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
+// TestRequestRateLimit: clients elsewhere are limited; loopback clients, the
+// registry's own user, never are, at the defaults or below them.
 func TestRequestRateLimit(t *testing.T) {
-	r := New(Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
-		RateLimit: RateLimit{RequestsPerSecond: 0.5, Burst: 3}})
-	require.NoError(t, r.Start(context.Background()))
-	defer r.Stop(context.Background())
-	var last *http.Response
-	for range 4 {
-		resp, err := http.Get("http://" + r.Addr() + "/v2/")
-		require.NoError(t, err)
-		resp.Body.Close()
-		last = resp
+	open := func(rl RateLimit) http.Handler {
+		r := New(Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler), RateLimit: rl})
+		require.NoError(t, r.Open(context.Background()))
+		t.Cleanup(func() { _ = r.Close() })
+		return r.Handler()
 	}
-	assert.Equal(t, http.StatusTooManyRequests, last.StatusCode)
-	assert.Equal(t, "2", last.Header.Get("Retry-After"))
+	get := func(h http.Handler, from string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		req.RemoteAddr = from
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	tight := open(RateLimit{RequestsPerSecond: 0.5, Burst: 3})
+	var last *httptest.ResponseRecorder
+	for range 4 {
+		last = get(tight, "192.0.2.7:4000")
+	}
+	assert.Equal(t, http.StatusTooManyRequests, last.Code)
+	assert.Equal(t, "2", last.Header().Get("Retry-After"))
+	for _, from := range []string{"127.0.0.1:4000", "[::1]:4000", "127.0.0.2:4000"} {
+		for range 10 {
+			require.Equal(t, http.StatusOK, get(tight, from).Code, from)
+		}
+	}
+	// At the defaults (burst 2000), a bulk job from this machine is never refused.
+	defaults := open(RateLimit{})
+	for i := range 2500 {
+		require.Equal(t, http.StatusOK, get(defaults, "127.0.0.1:4000").Code, "request %d", i)
+	}
 }
 
 func TestSecurityHeadersAndAccessLog(t *testing.T) {

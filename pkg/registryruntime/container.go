@@ -77,8 +77,12 @@ const (
 )
 
 // serveArgs are the container's arguments to `idpbuilder registry serve`.
+// The request-rate limit is off: every client is on this machine (the port is
+// published on 127.0.0.1 only, the nodes are on the local kind network), yet
+// none comes from the container's loopback, so bulk pushes from the host and
+// parallel pulls by the nodes would be limited. Failed logins still are.
 func (c *Container) serveArgs() []string {
-	args := []string{"--addr", fmt.Sprintf("0.0.0.0:%d", ContainerPort), "--data-dir", containerDataDir}
+	args := []string{"--addr", fmt.Sprintf("0.0.0.0:%d", ContainerPort), "--data-dir", containerDataDir, "--rate-limit", "0"}
 	if c.Opts.CertDir != "" {
 		args = append(args, "--tls", "--cert-dir", containerCertDir, "--cert-check-interval", "5s")
 		if len(c.Opts.TLSNames) > 0 {

@@ -190,7 +190,10 @@ func (p *Process) start(ctx context.Context, base string) error {
 // args are the process's arguments; a change of them replaces the process.
 func (p *Process) args() []string {
 	args := []string{"registry", "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", p.Opts.HostPort),
-		"--data-dir", p.Opts.DataDir, "--log-format", "json"}
+		"--data-dir", p.Opts.DataDir, "--log-format", "json",
+		// Every client is on this machine, the nodes included: no request-rate
+		// limit (see Container.serveArgs); failed logins still are limited.
+		"--rate-limit", "0"}
 	if p.Opts.ListenIP != "" {
 		args = append(args, "--extra-addrs", fmt.Sprintf("%s:%d", p.Opts.ListenIP, p.Opts.HostPort))
 	}
