@@ -40,6 +40,7 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 		layer{"limits", withLimits},
 		layer{"server errors", func(h http.Handler) http.Handler { return withServerErrors(h, r.log) }},
 		layer{"referrers", func(h http.Handler) http.Handler { return withReferrers(h, refs) }},
+		layer{"blob files", func(h http.Handler) http.Handler { return withBlobFiles(h, eng, r.opts.DataDir) }},
 		layer{"manifests", func(h http.Handler) http.Handler {
 			return &manifestLayer{next: h, eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest}}
 		}},

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -374,8 +376,9 @@ func TestLinkLayoutMatchesDistribution(t *testing.T) {
 	ok, err := tr.reg.eng.linkExists(context.Background(), layerLinkPath("lay/out", d))
 	require.NoError(t, err)
 	assert.True(t, ok, "distribution no longer keeps blob links where layerLinkPath says")
+	_, err = os.Stat(filepath.Join(tr.dir, blobDataPath(digest.FromString("layout"))))
+	assert.NoError(t, err, "distribution no longer keeps blob data where blobDataPath says")
 	cfg, _ := tr.fixture("lay/out")
-	_ = cfg
 	ok, err = tr.reg.eng.linkExists(context.Background(), manifestRevisionLinkPath("lay/out", digest.FromBytes(image(cfg, "", nil, nil))))
 	require.NoError(t, err)
 	assert.True(t, ok, "distribution no longer keeps manifest revisions where manifestRevisionLinkPath says")
