@@ -11,6 +11,7 @@ import (
 const (
 	codeBlobUnknown       = "BLOB_UNKNOWN"
 	codeBlobUploadInvalid = "BLOB_UPLOAD_INVALID"
+	codeBlobUploadUnknown = "BLOB_UPLOAD_UNKNOWN"
 	codeDigestInvalid     = "DIGEST_INVALID"
 	codeManifestInvalid   = "MANIFEST_INVALID"
 	codeManifestUnknown   = "MANIFEST_UNKNOWN"

@@ -63,6 +63,9 @@ var (
 	// One path component of a repository name, as the distribution spec defines it.
 	nameComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
 	tagPattern    = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	// Upload ids are distribution's UUIDs; anything else (a "=" reached the
+	// storage driver as a 500, a ".." would be a path component) is unknown.
+	uploadPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`)
 )
 
 // parseRoute parses a request path. It never fails: an unrecognised path is
@@ -119,6 +122,10 @@ func parseRoute(path string) Route {
 		}
 	case RouteBlob, RouteReferrers:
 		rt.Digest, rt.Invalid = parseDigest(rt.Reference)
+	case RouteUpload:
+		if rt.Reference != "" && !uploadPattern.MatchString(rt.Reference) {
+			rt.Invalid = &ociError{Status: http.StatusNotFound, Code: codeBlobUploadUnknown, Message: "no such upload"}
+		}
 	}
 	return rt
 }
