@@ -261,6 +261,7 @@ func TestBadInputGetsOCIErrors(t *testing.T) {
 		{"unknown endpoint", "GET", "/v2/t/nothing/here", "", nil, 404, codeUnsupported},
 		{"health by POST", "POST", "/healthz", "", nil, 405, codeUnsupported},
 		{"upload id with =", "GET", "/v2/t/blobs/uploads/=", "", nil, 404, codeBlobUploadUnknown},
+		{"malformed query", "GET", "/v2/t/tags/list?#%", "", nil, 400, codeUnsupported},
 	}
 	for _, cr := range []string{"-5-10", "0-99999999999999999999999", "bytes=abc", "5-3"} {
 		tests = append(tests, struct {
@@ -290,6 +291,9 @@ func TestBadInputGetsOCIErrors(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusOK, tr.do(http.MethodGet, "/readyz", nil).Code)
 	assert.Equal(t, http.StatusOK, tr.do(http.MethodGet, "/v2/t/tags/list", nil).Code)
+	// Served without a redirect to the trailing slash.
+	assert.Equal(t, http.StatusOK, tr.do(http.MethodGet, "/v2", nil).Code)
+	assert.Equal(t, http.StatusAccepted, tr.do(http.MethodPost, "/v2/t/blobs/uploads", nil).Code)
 	// The refused manifests stored nothing: only v1 is tagged.
 	assert.JSONEq(t, `{"name":"t","tags":["v1"]}`, tr.do(http.MethodGet, "/v2/t/tags/list", nil).Body.String())
 }

@@ -3,8 +3,10 @@ package registry
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // Limits of the HTTP front.
@@ -27,9 +29,19 @@ func withLimits(next http.Handler) http.Handler {
 			rt.Invalid.write(w)
 			return
 		}
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			writeOCIError(w, http.StatusBadRequest, codeUnsupported, "malformed query string")
+			return
+		}
 		if e := checkRequest(r, rt); e != nil {
 			e.write(w)
 			return
+		}
+		// distribution's router redirects these to a trailing slash (and its
+		// redirect code dereferences nil on some query strings): serve them.
+		if (rt.Kind == RoutePing || (rt.Kind == RouteUpload && rt.Reference == "")) && !strings.HasSuffix(r.URL.Path, "/") {
+			r.URL.Path += "/"
+			r.URL.RawPath = ""
 		}
 		if rt.Kind == RouteManifest && r.Method == http.MethodPut {
 			r.Body = http.MaxBytesReader(w, r.Body, maxManifestSize)
