@@ -23,11 +23,10 @@ type AuthOptions struct {
 // password in one tool thus locks out that user from that client only, and
 // spraying many users stays bounded.
 const (
-	failedLoginRate         = 1.0 / 6
-	failedLoginBurst        = 10
-	failedLoginClientRate   = 1.0 / 2
-	failedLoginClientBurst  = 30
-	maxInflightVerification = 0 // 0: one bcrypt per core
+	failedLoginRate        = 1.0 / 6
+	failedLoginBurst       = 10
+	failedLoginClientRate  = 1.0 / 2
+	failedLoginClientBurst = 30
 )
 
 // loginGate verifies credentials without letting guesses through in parallel:
@@ -55,15 +54,11 @@ type attempt struct {
 }
 
 func newLoginGate(v *auth.Verifier, now func() time.Time) *loginGate {
-	n := maxInflightVerification
-	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
 	return &loginGate{
 		verifier:  v,
 		perUser:   newLimiter(failedLoginRate, failedLoginBurst, now),
 		perClient: newLimiter(failedLoginClientRate, failedLoginClientBurst, now),
-		bcrypt:    make(chan struct{}, n),
+		bcrypt:    make(chan struct{}, runtime.GOMAXPROCS(0)), // one bcrypt per core
 		inflight:  map[[32]byte]*attempt{},
 	}
 }

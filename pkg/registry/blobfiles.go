@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/opencontainers/go-digest"
 )
 
 // withBlobFiles serves blob GET and HEAD from the blob's file on disk.
@@ -25,12 +23,12 @@ func withBlobFiles(next http.Handler, eng *engine, dataDir string) http.Handler 
 			next.ServeHTTP(w, r)
 			return
 		}
-		canonical, ok, err := eng.blobCanonical(r.Context(), rt.Repository, rt.Digest)
+		stored, ok, err := eng.blobStat(r.Context(), rt.Repository, rt.Digest)
 		if err != nil || !ok {
 			next.ServeHTTP(w, r)
 			return
 		}
-		f, err := os.Open(filepath.Join(dataDir, filepath.FromSlash(blobDataPath(canonical))))
+		f, err := os.Open(filepath.Join(dataDir, filepath.FromSlash(blobDataPath(stored.Digest))))
 		if errors.Is(err, fs.ErrNotExist) {
 			next.ServeHTTP(w, r)
 			return
@@ -47,11 +45,4 @@ func withBlobFiles(next http.Handler, eng *engine, dataDir string) http.Handler 
 		h.Set("Content-Type", "application/octet-stream")
 		http.ServeContent(w, r, "", time.Time{}, f)
 	})
-}
-
-// blobDataPath is where distribution keeps a blob's content (paths.go's
-// blobDataPathSpec); TestLinkLayoutMatchesDistribution pins it.
-func blobDataPath(dgst digest.Digest) string {
-	enc := dgst.Encoded()
-	return "/docker/registry/v2/blobs/" + dgst.Algorithm().String() + "/" + enc[:2] + "/" + enc + "/data"
 }

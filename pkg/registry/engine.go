@@ -17,6 +17,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 
@@ -84,37 +85,22 @@ func (e *engine) manifest(ctx context.Context, repo string, dgst digest.Digest) 
 	return mt, p, err == nil, err
 }
 
-// blobSize stats a blob linked into repo; ok is false when it is not there.
-func (e *engine) blobSize(ctx context.Context, repo string, dgst digest.Digest) (int64, bool, error) {
+// blobStat stats a blob linked into repo; ok is false when it is not there.
+// The descriptor's digest is the canonical (sha256) one the blob is stored
+// under, also when dgst is an alias such as its sha512.
+func (e *engine) blobStat(ctx context.Context, repo string, dgst digest.Digest) (d v1.Descriptor, ok bool, err error) {
 	r, err := e.repository(ctx, repo)
 	if err != nil {
-		return 0, false, err
+		return v1.Descriptor{}, false, err
 	}
-	d, err := r.Blobs(ctx).Stat(ctx, dgst)
+	d, err = r.Blobs(ctx).Stat(ctx, dgst)
 	if errors.Is(err, distribution.ErrBlobUnknown) || isPathNotFound(err) {
-		return 0, false, nil
+		return v1.Descriptor{}, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return v1.Descriptor{}, false, err
 	}
-	return d.Size, true, nil
-}
-
-// blobCanonical is the sha256 digest under which a blob linked into repo by
-// another digest (a sha512 alias) is stored.
-func (e *engine) blobCanonical(ctx context.Context, repo string, dgst digest.Digest) (digest.Digest, bool, error) {
-	r, err := e.repository(ctx, repo)
-	if err != nil {
-		return "", false, err
-	}
-	d, err := r.Blobs(ctx).Stat(ctx, dgst)
-	if errors.Is(err, distribution.ErrBlobUnknown) || isPathNotFound(err) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	return d.Digest, true, nil
+	return d, true, nil
 }
 
 // forEachRepository calls fn with every repository name.
@@ -160,7 +146,16 @@ func isPathNotFound(err error) bool {
 // algorithm is one more link file naming the canonical digest; distribution
 // writes such links itself for blobs uploaded with ?digest=sha512:…, and reads
 // them for manifests. TestLinkLayoutMatchesDistribution pins the layout.
-const repositoriesRoot = "/docker/registry/v2/repositories"
+const (
+	storageRoot      = "/docker/registry/v2"
+	repositoriesRoot = storageRoot + "/repositories"
+)
+
+// blobDataPath is where a blob's content is kept, under its canonical digest.
+func blobDataPath(dgst digest.Digest) string {
+	enc := dgst.Encoded()
+	return fmt.Sprintf("%s/blobs/%s/%s/%s/data", storageRoot, dgst.Algorithm(), enc[:2], enc)
+}
 
 func layerLinkPath(repo string, dgst digest.Digest) string {
 	return fmt.Sprintf("%s/%s/_layers/%s/%s/link", repositoriesRoot, repo, dgst.Algorithm(), dgst.Encoded())

@@ -239,13 +239,13 @@ func (l *manifestLayer) checkSizes(ctx context.Context, repo string, doc *manife
 		blobs = append([]v1.Descriptor{*doc.Config}, blobs...)
 	}
 	for _, d := range blobs {
-		size, ok, err := l.eng.blobSize(ctx, repo, d.Digest)
+		stored, ok, err := l.eng.blobStat(ctx, repo, d.Digest)
 		if err != nil {
 			l.log.Warn("stat blob for manifest validation", "repository", repo, "digest", d.Digest, "err", err)
 			continue // distribution's own check reports it
 		}
-		if ok && size != d.Size {
-			return mismatch("blob", d, size)
+		if ok && stored.Size != d.Size {
+			return mismatch("blob", d, stored.Size)
 		}
 	}
 	for _, d := range doc.Manifests {
@@ -355,22 +355,13 @@ func (l *manifestLayer) tell(ctx context.Context, ev ManifestEvent) error {
 	return errors.Join(errs...)
 }
 
-// blob gives blobs addressed by a sha512 digest that digest in every answer:
-// distribution stores them under their sha256 and links the sha512 as an
-// alias, but reports the sha256.
+// blob gives uploads and mounts addressed by a sha512 digest that digest in
+// their answers: distribution stores such blobs under their sha256 and links
+// the sha512 as an alias, but reports the sha256. (GET and HEAD are served by
+// the blob files layer, under the digest asked for.)
 func (l *manifestLayer) blob(w http.ResponseWriter, r *http.Request, rt Route) {
 	q := r.URL.Query()
 	switch {
-	case rt.Kind == RouteBlob && rt.Digest.Algorithm() != digest.Canonical:
-		l.next.ServeHTTP(newHookWriter(w, func(status int, h http.Header) error {
-			if status/100 == 2 {
-				h.Set("Docker-Content-Digest", rt.Digest.String())
-				if h.Get("ETag") != "" {
-					h.Set("ETag", `"`+rt.Digest.String()+`"`)
-				}
-			}
-			return nil
-		}, l.log), r)
 	case rt.Kind == RouteUpload && r.Method == http.MethodPost && q.Get("mount") != "" && q.Get("from") != "":
 		l.mount(w, r, rt)
 	case rt.Kind == RouteUpload && (r.Method == http.MethodPut || r.Method == http.MethodPost) && q.Get("digest") != "":
@@ -402,7 +393,7 @@ func (l *manifestLayer) mount(w http.ResponseWriter, r *http.Request, rt Route) 
 		l.next.ServeHTTP(w, r)
 		return
 	}
-	canonical, ok, err := l.eng.blobCanonical(ctx, from, want)
+	stored, ok, err := l.eng.blobStat(ctx, from, want)
 	if err != nil || !ok {
 		if err != nil {
 			l.log.Warn("resolve blob to mount", "from", from, "digest", want, "err", err)
@@ -415,6 +406,7 @@ func (l *manifestLayer) mount(w http.ResponseWriter, r *http.Request, rt Route) 
 		l.next.ServeHTTP(w, r)
 		return
 	}
+	canonical := stored.Digest
 	q.Set("mount", canonical.String())
 	r.URL.RawQuery = q.Encode()
 	l.next.ServeHTTP(newHookWriter(w, func(status int, h http.Header) error {

@@ -138,6 +138,14 @@ func (x *referrersIndex) rebuildRepositoryLocked(ctx context.Context, repo strin
 	if err := os.RemoveAll(x.repoDir(repo)); err != nil {
 		return 0, err
 	}
+	// Forget cached lists of this repository (subjects that lost all their
+	// referrers included); writeLocked caches the rebuilt ones.
+	x.cache.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), repo+"@") {
+			x.cache.Delete(k)
+		}
+		return true
+	})
 	n := 0
 	for subject, refs := range found {
 		list := make([]v1.Descriptor, 0, len(refs))
@@ -149,13 +157,6 @@ func (x *referrersIndex) rebuildRepositoryLocked(ctx context.Context, repo strin
 			return n, err
 		}
 	}
-	// Drop cached entries of this repository: they may predate the rebuild.
-	x.cache.Range(func(k, _ any) bool {
-		if strings.HasPrefix(k.(string), repo+"@") {
-			x.cache.Delete(k)
-		}
-		return true
-	})
 	return n, nil
 }
 
