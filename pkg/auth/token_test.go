@@ -144,3 +144,18 @@ func TestStampFollowsThePassword(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok)
 }
+
+// BenchmarkTokenVerify is the per-request cost of a Bearer token.
+func BenchmarkTokenVerify(b *testing.B) {
+	s := NewTokenSigner([]byte("data dir secret"))
+	tok, _, err := s.Issue("alice", "stamp1", []Access{
+		{Type: "repository", Name: "team/app", Actions: []string{"pull", "push"}},
+		{Type: "repository", Name: "team/base", Actions: []string{"pull"}},
+	})
+	require.NoError(b, err)
+	for b.Loop() {
+		if _, err := s.Verify(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
