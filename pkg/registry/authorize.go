@@ -135,10 +135,15 @@ func (a *authorizer) serveBearer(next http.Handler, w http.ResponseWriter, r *ht
 	}
 	if !open {
 		for _, n := range need {
-			if !grants(claims.Access, n) {
-				a.challenge(w, r, need, "insufficient_scope", "the token does not grant "+n.scope.Type+":"+n.scope.Name+":"+n.action)
-				return
+			if grants(claims.Access, n) {
+				continue
 			}
+			msg := "the token does not grant " + n.scope.Type + ":" + n.scope.Name + ":" + n.action
+			if claims.Subject == "" {
+				msg = "anonymous clients may only pull: log in to " + n.action
+			}
+			a.challenge(w, r, need, "insufficient_scope", msg)
+			return
 		}
 	}
 	if claims.Subject != "" {
@@ -202,7 +207,9 @@ func requirements(r *http.Request, rt Route) []requirement {
 
 // challenge answers 401 with a Bearer challenge naming the token endpoint on
 // the address the client used and the scopes the request needs; errCode is
-// RFC 6750's error parameter ("insufficient_scope", "invalid_token").
+// RFC 6750's error parameter ("insufficient_scope", "invalid_token"), and msg
+// its error_description too, which Docker shows its user. msg holds no quote
+// or backslash.
 func (a *authorizer) challenge(w http.ResponseWriter, r *http.Request, need []requirement, errCode, msg string) {
 	v := `Bearer realm="` + tokenRealm(r) + `",service="` + auth.TokenService + `"`
 	if len(need) > 0 {
@@ -213,7 +220,7 @@ func (a *authorizer) challenge(w http.ResponseWriter, r *http.Request, need []re
 		v += `,scope="` + strings.Join(scopes, " ") + `"`
 	}
 	if errCode != "" {
-		v += `,error="` + errCode + `"`
+		v += `,error="` + errCode + `",error_description="` + msg + `"`
 	}
 	w.Header().Set("WWW-Authenticate", v)
 	writeOCIError(w, http.StatusUnauthorized, codeUnauthorized, msg)

@@ -84,7 +84,7 @@ func (a *authorizer) serveToken(w http.ResponseWriter, r *http.Request) {
 		subject = req.user
 		setUser(r, subject)
 	} else if a.policy != auth.PolicyPush {
-		a.refuseCredentials(w, false, "this registry needs a login for every request: send Basic credentials")
+		a.refuseCredentials(w, false, "this registry needs a login for every request")
 		return
 	}
 

@@ -143,6 +143,11 @@ func (p *policyRun) docker(t *testing.T) {
 
 	out, err := docker("", "push", ref)
 	p.expect(t, p.anonPush, "anonymous docker push", out, err)
+	// Docker shows why: an anonymous token only pulls, or no token at all.
+	if want := map[string]string{"push": "anonymous clients may only pull: log in to push",
+		"all": "this registry needs a login for every request"}[p.policy]; !strings.Contains(out, want) {
+		t.Fatalf("anonymous docker push under %s does not say %q:\n%s", p.policy, want, out)
+	}
 	if p.logins {
 		out, err = docker("wrong-password\n", "login", p.host, "-u", policyUser, "--password-stdin")
 		p.expect(t, false, "docker login with a wrong password", out, err)
