@@ -3,11 +3,15 @@ package kind
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 
+	"github.com/idpbuilder/idpbuilder/pkg/exec"
 	"github.com/idpbuilder/idpbuilder/pkg/exec/exectest"
 )
 
@@ -59,4 +63,34 @@ func TestNodes(t *testing.T) {
 	assert.Error(t, broken.CheckWiringPossible(context.Background()))
 	_, err = broken.Wiring(context.Background(), testRegistry)
 	assert.Error(t, err)
+}
+
+// localKindNode is a kind node that is this machine: kind's own local Cmder
+// runs its commands, so nodeRunner is tested against kind's real Cmd and
+// RunError, with real processes.
+type localKindNode struct{ *kindexec.LocalCmder }
+
+func (localKindNode) String() string               { return "local" }
+func (localKindNode) Role() (string, error)        { return "control-plane", nil }
+func (localKindNode) IP() (string, string, error)  { return "127.0.0.1", "", nil }
+func (localKindNode) SerialLogs(w io.Writer) error { return nil }
+
+func TestNodeRunner(t *testing.T) {
+	ctx := context.Background()
+	n := Node{Name: "local", Exec: exec.NewCmder("node local", nodeRunner(localKindNode{&kindexec.LocalCmder{}}))}
+
+	out, err := exec.OutputString(n.command(ctx, "sh", "-c", `cat; printf " $GREETING"`).SetStdin(strings.NewReader("in")).SetEnv("GREETING=hi"))
+	require.NoError(t, err)
+	assert.Equal(t, "in hi", out)
+
+	err = n.command(ctx, "sh", "-c", "echo broken >&2; exit 3").Run()
+	var e *exec.Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, 3, e.ExitCode)
+	assert.Equal(t, "broken", e.Stderr)
+	assert.Equal(t, "on node local: sh -c echo broken >&2; exit 3: exit status 3: broken", err.Error(), "names the command in the node, not kind's")
+
+	err = n.command(ctx, "idpbuilder-no-such-program").Run()
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, -1, e.ExitCode)
 }

@@ -11,10 +11,9 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/exec/exectest"
 )
 
-// The dumps in testdata are `containerd config dump` from real nodes of the two
-// node images the e2e suite runs on (../shared/kind-node), trimmed to the
-// sections around the registry: containerd 1.6 prints double quotes and the old
-// plugin name, 2.x single quotes and the new one.
+// The dumps in testdata are `containerd config dump` of the two node images the
+// e2e suite runs on (see testdata/README.md): containerd 1.6 prints double
+// quotes and the old plugin name, 2.x single quotes and the new one.
 func readDump(t *testing.T, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
@@ -32,6 +31,8 @@ func TestParseConfigDump(t *testing.T) {
 		{name: "containerd 1.6 plain kind", dump: readDump(t, "dump-1.6-plain.toml")},
 		{name: "containerd 2.4 with our patch", dump: readDump(t, "dump-2.4-patched.toml"), want: RegistryConfig{ConfigPath: ConfigPath}},
 		{name: "containerd 2.4 plain kind", dump: readDump(t, "dump-2.4-plain.toml")},
+		{name: "containerd 2.4, config version 4, old key only: ignored", dump: readDump(t, "dump-2.4-v4-oldkey.toml")},
+		{name: "containerd 2.4, config version 4, with our patch", dump: readDump(t, "dump-2.4-v4-patched.toml"), want: RegistryConfig{ConfigPath: ConfigPath}},
 		{name: "legacy mirrors", dump: `version = 2
 [plugins."io.containerd.grpc.v1.cri".registry]
   config_path = ""
