@@ -263,7 +263,6 @@ func TestContainerEnsureFailures(t *testing.T) {
 			r.On("docker", "logs").Reply(exectest.Response{Stderr: "level=ERROR msg=\"storage broken\""})
 		}, check: func(t *testing.T, err error) {
 			assert.ErrorContains(t, err, "registry container dev-registry is not answering")
-			assert.ErrorContains(t, err, "readyz answered 503")
 			assert.ErrorContains(t, err, "storage broken", "its logs explain why")
 		}},
 	}
@@ -303,9 +302,9 @@ func TestContainerTLS(t *testing.T) {
 	assert.Contains(t, run, "--volume "+certDir+":/var/lib/idpbuilder/certs --volume /home/u/.config/idpbuilder/htpasswd:/etc/idpbuilder/htpasswd:ro ")
 	assert.Contains(t, run, "--tls --cert-dir /var/lib/idpbuilder/certs --cert-check-interval 5s --tls-names dev-registry,registry.local --htpasswd /etc/idpbuilder/htpasswd --auth all")
 
-	// The same server, without its CA: not trusted, so never ready.
+	// The same server, without its CA: not trusted.
 	c.Opts.CertDir = t.TempDir()
-	err = waitReadyWith(context.Background(), probeClient(c.Opts.CertDir), c.probeURL(), 300*time.Millisecond)
+	_, err = probeClient(c.Opts.CertDir).Get(c.probeURL() + "/readyz")
 	assert.ErrorContains(t, err, "certificate")
 }
 
