@@ -165,6 +165,47 @@ func manifestRevisionLinkPath(repo string, dgst digest.Digest) string {
 	return fmt.Sprintf("%s/%s/_manifests/revisions/%s/%s/link", repositoriesRoot, repo, dgst.Algorithm(), dgst.Encoded())
 }
 
+// uploadDirPath is an upload's directory: its data, start time and hash states.
+func uploadDirPath(repo, id string) string {
+	return fmt.Sprintf("%s/%s/_uploads/%s", repositoriesRoot, repo, id)
+}
+
+// uploadSize is how many bytes an upload holds so far (0 when it has none or
+// is gone).
+func (e *engine) uploadSize(ctx context.Context, repo, id string) (int64, error) {
+	fi, err := e.driver.Stat(ctx, uploadDirPath(repo, id)+"/data")
+	if isPathNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// cancelUpload deletes an upload, data and all, through distribution's own
+// blob writer; one that is gone already is no error. If distribution cannot
+// resume it (its start time is unreadable) its directory is deleted directly.
+func (e *engine) cancelUpload(ctx context.Context, repo, id string) error {
+	r, err := e.repository(ctx, repo)
+	if err != nil {
+		return err
+	}
+	bw, err := r.Blobs(ctx).Resume(ctx, id)
+	if errors.Is(err, distribution.ErrBlobUploadUnknown) {
+		return nil
+	}
+	if err == nil {
+		if err = bw.Cancel(ctx); err == nil {
+			return nil
+		}
+	}
+	if derr := e.driver.Delete(ctx, uploadDirPath(repo, id)); derr != nil && !isPathNotFound(derr) {
+		return errors.Join(err, derr)
+	}
+	return nil
+}
+
 // link writes an alias link: path then resolves to canonical.
 func (e *engine) link(ctx context.Context, path string, canonical digest.Digest) error {
 	return e.driver.PutContent(ctx, path, []byte(canonical.String()))

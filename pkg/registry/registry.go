@@ -44,6 +44,13 @@ type Options struct {
 	// BodyIdleTimeout cuts request bodies that send nothing for this long
 	// (default DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
+	// Quota bounds, in bytes, what all repositories hold together, each blob
+	// counted once; RepoQuota bounds each repository. 0 means no limit.
+	Quota, RepoQuota int64
+	// DiskReserve is the free space uploads leave on the data dir's
+	// filesystem; 0 means DefaultDiskReserve (at most a sixteenth of the
+	// filesystem), negative none (tests use it to reach a real ENOSPC).
+	DiskReserve int64
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -53,6 +60,8 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
+	quota   *quota // nil without a quota
+	disk    *diskGuard
 	login   *loginGate // nil without auth
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
@@ -146,6 +155,10 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		return err
 	}
 	r.eng, r.refs = eng, refs
+	r.disk = newDiskGuard(r.opts.DataDir, r.opts.DiskReserve, eng, r.log)
+	if r.opts.Quota > 0 || r.opts.RepoQuota > 0 {
+		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, eng, r.log)
+	}
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
