@@ -41,8 +41,10 @@ type DiskFullError struct {
 	AtLeast bool
 }
 
+const diskFullErrorPrefix = "the registry's disk is full: "
+
 func (e *DiskFullError) Error() string {
-	return "the registry's disk is full: " + e.detail("this write needs") +
+	return diskFullErrorPrefix + e.detail("this write needs") +
 		"; free space on the registry's disk (delete images and collect garbage), then push again"
 }
 

@@ -183,25 +183,13 @@ func (e *engine) uploadSize(ctx context.Context, repo, id string) (int64, error)
 	return fi.Size(), nil
 }
 
-// cancelUpload deletes an upload, data and all, through distribution's own
-// blob writer; one that is gone already is no error. If distribution cannot
-// resume it (its start time is unreadable) its directory is deleted directly.
+// cancelUpload deletes an upload, data and all, as distribution's own
+// cancel does once it has closed its writer (its Cancel also stores a hash
+// state first, which a full disk cannot take, and logs an error for the
+// writer it reopened). An upload that is gone already is no error.
 func (e *engine) cancelUpload(ctx context.Context, repo, id string) error {
-	r, err := e.repository(ctx, repo)
-	if err != nil {
+	if err := e.driver.Delete(ctx, uploadDirPath(repo, id)); err != nil && !isPathNotFound(err) {
 		return err
-	}
-	bw, err := r.Blobs(ctx).Resume(ctx, id)
-	if errors.Is(err, distribution.ErrBlobUploadUnknown) {
-		return nil
-	}
-	if err == nil {
-		if err = bw.Cancel(ctx); err == nil {
-			return nil
-		}
-	}
-	if derr := e.driver.Delete(ctx, uploadDirPath(repo, id)); derr != nil && !isPathNotFound(derr) {
-		return errors.Join(err, derr)
 	}
 	return nil
 }

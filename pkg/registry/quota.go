@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ type QuotaError struct {
 	Limit     int64
 }
 
+const quotaErrorPrefix = "this write would pass "
+
 func (e *QuotaError) Error() string {
 	scope := "the registry's storage quota"
 	if e.Repository != "" {
@@ -43,7 +46,7 @@ func (e *QuotaError) Error() string {
 	if e.AtLeast {
 		req = "at least " + req
 	}
-	return fmt.Sprintf("this write would pass %s: %s used, %s requested, limit %s; delete images (and collect garbage) to make room",
+	return fmt.Sprintf(quotaErrorPrefix+"%s: %s used, %s requested, limit %s; delete images (and collect garbage) to make room",
 		scope, units.Bytes(e.Used), req, units.Bytes(e.Limit))
 }
 
@@ -118,7 +121,7 @@ func (q *quota) reload(ctx context.Context) error {
 func (q *quota) loadLocked(ctx context.Context) error {
 	q.blobs, q.repos, q.used = map[digest.Digest]*blobUse{}, map[string]*repoUse{}, 0
 	q.loaded = false
-	err := q.eng.forEachRepository(ctx, func(repo string) error {
+	err := q.forEachRepository(ctx, repositoriesRoot, func(repo string) error {
 		blobs, err := q.scanRepository(ctx, repo)
 		if err != nil {
 			return err
@@ -132,6 +135,42 @@ func (q *quota) loadLocked(ctx context.Context) error {
 	// Pending reservations are the requests' own: they survive a reload.
 	q.loaded, q.dirty = true, map[string]bool{}
 	q.log.Debug("storage usage read", "repositories", len(q.repos), "blobs", len(q.blobs), "bytes", q.used)
+	return nil
+}
+
+// forEachRepository calls fn with every repository under dir that links
+// blobs or manifests. distribution's catalog lists only repositories with
+// manifests, but a push refused half way leaves a repository with layers only,
+// and they count.
+func (q *quota) forEachRepository(ctx context.Context, dir string, fn func(string) error) error {
+	children, err := q.eng.driver.List(ctx, dir)
+	if isPathNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	slices.Sort(children)
+	isRepo := false
+	for _, c := range children {
+		switch path.Base(c) {
+		case "_layers", "_manifests":
+			isRepo = true
+		}
+	}
+	if isRepo {
+		if err := fn(strings.TrimPrefix(dir, repositoriesRoot+"/")); err != nil {
+			return err
+		}
+	}
+	for _, c := range children {
+		if strings.HasPrefix(path.Base(c), "_") {
+			continue
+		}
+		if err := q.forEachRepository(ctx, c, fn); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -571,6 +610,12 @@ func (q *quota) refuse(w http.ResponseWriter, r *http.Request, rt Route, qerr *Q
 	}
 	q.log.Info("write refused by a quota", "repository", rt.Repository, "method", r.Method, "route", rt.Kind.String(), "reason", qerr.Error())
 	writeOCIError(w, http.StatusForbidden, codeDenied, qerr.Error())
+}
+
+// isGuardRefusal reports whether a log message is about a body the quota or
+// disk guard cut (distribution logs the failed read at error level).
+func isGuardRefusal(msg string) bool {
+	return strings.Contains(msg, quotaErrorPrefix) || strings.Contains(msg, diskFullErrorPrefix)
 }
 
 type errReader struct{ err error }
