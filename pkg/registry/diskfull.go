@@ -51,8 +51,11 @@ func (e *DiskFullError) Error() string {
 // detail says what is free and what was needed.
 func (e *DiskFullError) detail(needed string) string {
 	msg := units.Bytes(max(e.Free, 0)) + " free"
-	if e.Reserve > 0 {
-		msg += fmt.Sprintf(" (%s of it kept for manifests and tags)", units.Bytes(e.Reserve))
+	switch {
+	case e.Reserve > 0 && e.Free >= e.Reserve:
+		msg += fmt.Sprintf(" (uploads leave %s of it for manifests and tags)", units.Bytes(e.Reserve))
+	case e.Reserve > 0:
+		msg += fmt.Sprintf(", less than the %s uploads leave for manifests and tags", units.Bytes(e.Reserve))
 	}
 	if e.Needed > 0 {
 		need := units.Bytes(e.Needed)
@@ -69,9 +72,8 @@ func (e *DiskFullError) detail(needed string) string {
 // short of full, a write that fails anyway is recognised by its error (or by
 // the free space left), and what it stored is deleted at once.
 type diskGuard struct {
-	dir        string
-	reserveOpt int64 // Options.DiskReserve
-	eng        *engine
+	dir    string
+	eng    *engine
 	log        *slog.Logger
 	statfs     func(dir string) (total, free int64, err error)
 
@@ -87,8 +89,8 @@ type diskGuard struct {
 	lastGC  time.Time
 }
 
-func newDiskGuard(dir string, reserve int64, eng *engine, log *slog.Logger) *diskGuard {
-	return &diskGuard{dir: dir, reserveOpt: reserve, eng: eng, log: log, statfs: statfs}
+func newDiskGuard(dir string, eng *engine, log *slog.Logger) *diskGuard {
+	return &diskGuard{dir: dir, eng: eng, log: log, statfs: statfs}
 }
 
 func statfs(dir string) (total, free int64, err error) {
@@ -102,12 +104,6 @@ func statfs(dir string) (total, free int64, err error) {
 
 // reserveLocked is the space uploads leave free.
 func (g *diskGuard) reserveLocked() int64 {
-	switch {
-	case g.reserveOpt < 0:
-		return 0
-	case g.reserveOpt > 0:
-		return g.reserveOpt
-	}
 	return min(DefaultDiskReserve, g.total/16)
 }
 

@@ -47,10 +47,6 @@ type Options struct {
 	// Quota bounds, in bytes, what all repositories hold together, each blob
 	// counted once; RepoQuota bounds each repository. 0 means no limit.
 	Quota, RepoQuota int64
-	// DiskReserve is the free space uploads leave on the data dir's
-	// filesystem; 0 means DefaultDiskReserve (at most a sixteenth of the
-	// filesystem), negative none (tests use it to reach a real ENOSPC).
-	DiskReserve int64
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -155,7 +151,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		return err
 	}
 	r.eng, r.refs = eng, refs
-	r.disk = newDiskGuard(r.opts.DataDir, r.opts.DiskReserve, eng, r.log)
+	r.disk = newDiskGuard(r.opts.DataDir, eng, r.log)
 	if r.opts.Quota > 0 || r.opts.RepoQuota > 0 {
 		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, eng, r.log)
 	}
