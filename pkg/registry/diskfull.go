@@ -74,8 +74,8 @@ func (e *DiskFullError) detail(needed string) string {
 type diskGuard struct {
 	dir    string
 	eng    *engine
-	log        *slog.Logger
-	statfs     func(dir string) (total, free int64, err error)
+	log    *slog.Logger
+	statfs func(dir string) (total, free int64, err error)
 
 	mu      sync.Mutex
 	total   int64
