@@ -29,6 +29,11 @@ const (
 	diskRecheckAge   = time.Second
 )
 
+// diskRefusalMemory is how long a write refused for lack of space keeps the
+// disk reported full when that write still would not fit: long enough for a
+// client's retries and an operator's look, not forever for one oversized push.
+const diskRefusalMemory = 10 * time.Minute
+
 // DiskFullError is a write refused for lack of space on the data dir's
 // filesystem.
 type DiskFullError struct {
@@ -82,11 +87,12 @@ type diskGuard struct {
 	free    int64 // at the last statfs
 	since   int64 // bytes let through since then
 	checked time.Time
-	// refused is what the last write refused for lack of space needed; the
-	// disk counts as full until that much would fit again or an upload
-	// succeeds. 0 when none.
-	refused int64
-	lastGC  time.Time
+	// refused is what the last write refused for lack of space needed, at
+	// refusedAt; the disk counts as full until that much would fit again, or
+	// for diskRefusalMemory. 0 when none.
+	refused   int64
+	refusedAt time.Time
+	lastGC    time.Time
 }
 
 func newDiskGuard(dir string, eng *engine, log *slog.Logger) *diskGuard {
@@ -166,8 +172,8 @@ func (g *diskGuard) full() *DiskFullError {
 func (g *diskGuard) fullLocked() *DiskFullError {
 	reserve := g.reserveLocked()
 	free := g.free - g.since
-	if g.refused > 0 && free-reserve >= g.refused {
-		g.refused = 0 // it would fit now
+	if g.refused > 0 && (free-reserve >= g.refused || time.Since(g.refusedAt) > diskRefusalMemory) {
+		g.refused = 0 // it would fit now, or it is old news
 	}
 	if free <= 0 || free < reserve || g.refused > 0 {
 		return &DiskFullError{Free: free, Reserve: reserve, Needed: g.refused, AtLeast: true}
@@ -179,14 +185,7 @@ func (g *diskGuard) fullLocked() *DiskFullError {
 func (g *diskGuard) noteRefused(needed int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.refused = max(needed, 1)
-}
-
-// noteStored records that an upload succeeded: the disk takes writes again.
-func (g *diskGuard) noteStored() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.refused = 0
+	g.refused, g.refusedAt = max(needed, 1), time.Now()
 }
 
 // status reports the disk for QuotaStatus.
@@ -287,9 +286,6 @@ func withDiskGuard(next http.Handler, g *diskGuard) http.Handler {
 		dw := &diskFullWriter{ResponseWriter: w}
 		next.ServeHTTP(dw, r)
 		if !dw.held {
-			if upload && dw.status == http.StatusCreated {
-				g.noteStored()
-			}
 			return
 		}
 		var cut *DiskFullError

@@ -124,8 +124,9 @@ func deletedFilesOpen(t testing.TB, dir string) []string {
 
 // TestDiskFullUploadStopsShortOfFull: an upload that does not fit is cut a
 // reserve short of a full disk, answered 507, and deleted at once; the disk
-// is reported full until a write fits again; earlier images are intact, and
-// tag-only pushes and smaller pushes go on working.
+// is reported full while that write would still not fit (for ten minutes);
+// earlier images are intact, and tag-only pushes and smaller pushes go on
+// working.
 func TestDiskFullUploadStopsShortOfFull(t *testing.T) {
 	dir := mountTmpfs(t, 16<<20)
 	s := serve(t, dir, Options{})
@@ -165,8 +166,13 @@ func TestDiskFullUploadStopsShortOfFull(t *testing.T) {
 	requireDiskFull(t, resp, body, dir, "this write needs 20 MiB")
 	assert.Empty(t, uploadsLeft(t, dir))
 
-	// A push that fits works, and the disk takes writes again.
+	// A push that fits works; the disk still counts as full for the write
+	// that did not fit, until that much would fit or the refusal is old.
 	require.NoError(t, s.push("app:other", randomImage(t, 2<<20, 1)))
+	assert.Equal(t, http.StatusServiceUnavailable, s.ready().code)
+	s.reg.disk.mu.Lock()
+	s.reg.disk.refusedAt = s.reg.disk.refusedAt.Add(-diskRefusalMemory - time.Second)
+	s.reg.disk.mu.Unlock()
 	assert.Equal(t, http.StatusOK, s.ready().code)
 }
 

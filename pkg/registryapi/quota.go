@@ -37,8 +37,8 @@ type DiskStatus struct {
 	// upload bookkeeping.
 	Reserve int64 `json:"reserve"`
 	// Full is true while free space is under the reserve, or while the last
-	// write refused for lack of space still would not fit; Reason then says
-	// so in a sentence.
+	// write refused for lack of space (in the last ten minutes) still would
+	// not fit; Reason then says so in a sentence.
 	Full   bool   `json:"full"`
 	Reason string `json:"reason,omitempty"`
 }
