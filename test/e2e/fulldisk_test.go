@@ -173,4 +173,3 @@ func readyz(t testing.TB, srv *server) readiness {
 	}
 	return readiness{resp.StatusCode, rep.Checks}
 }
-
