@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"io/fs"
 	"net/http"
-	"path"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -58,6 +60,7 @@ func (e *QuotaError) Error() string {
 // repository after a delete in it (and for all of them by reload, after GC).
 type quota struct {
 	limit, repoLimit int64
+	dataDir          string
 	eng              *engine
 	log              *slog.Logger
 
@@ -84,8 +87,8 @@ type repoUse struct {
 	pending int64
 }
 
-func newQuota(limit, repoLimit int64, eng *engine, log *slog.Logger) *quota {
-	return &quota{limit: limit, repoLimit: repoLimit, eng: eng, log: log, dirty: map[string]bool{}}
+func newQuota(limit, repoLimit int64, dataDir string, eng *engine, log *slog.Logger) *quota {
+	return &quota{limit: limit, repoLimit: repoLimit, dataDir: dataDir, eng: eng, log: log, dirty: map[string]bool{}}
 }
 
 // ensureLocked loads the counts if they are not loaded and rescans the
@@ -138,67 +141,70 @@ func (q *quota) loadLocked(ctx context.Context) error {
 	return nil
 }
 
-// forEachRepository calls fn with every repository under dir that links
-// blobs or manifests. distribution's catalog lists only repositories with
-// manifests, but a push refused half way leaves a repository with layers only,
-// and they count.
+// forEachRepository calls fn with every repository under dir (a path
+// relative to the data dir, e.g. repositoriesRoot) that links blobs or
+// manifests. distribution's catalog lists only repositories with manifests,
+// but a push refused half way leaves a repository with layers only, and they
+// count. The tree is read directly, not through distribution's storage
+// driver, which costs ten times as much per file (BenchmarkQuotaLoad).
 func (q *quota) forEachRepository(ctx context.Context, dir string, fn func(string) error) error {
-	children, err := q.eng.driver.List(ctx, dir)
-	if isPathNotFound(err) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	children, err := os.ReadDir(q.path(dir))
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	slices.Sort(children)
-	isRepo := false
-	for _, c := range children {
-		switch path.Base(c) {
-		case "_layers", "_manifests":
-			isRepo = true
-		}
-	}
+	isRepo := slices.ContainsFunc(children, func(c fs.DirEntry) bool { return c.Name() == "_layers" || c.Name() == "_manifests" })
 	if isRepo {
 		if err := fn(strings.TrimPrefix(dir, repositoriesRoot+"/")); err != nil {
 			return err
 		}
 	}
 	for _, c := range children {
-		if strings.HasPrefix(path.Base(c), "_") {
+		if !c.IsDir() || strings.HasPrefix(c.Name(), "_") {
 			continue
 		}
-		if err := q.forEachRepository(ctx, c, fn); err != nil {
+		if err := q.forEachRepository(ctx, dir+"/"+c.Name(), fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// path is where a path of distribution's layout is on disk.
+func (q *quota) path(p string) string { return filepath.Join(q.dataDir, filepath.FromSlash(p)) }
+
 // scanRepository reads which blobs a repository links: its layer links and
 // manifest revision links, each resolved to the canonical digest it names
 // (an alias under sha512 names the same blob as its sha256), with the size
 // of the blob's data. A link to data that is gone counts nothing.
 func (q *quota) scanRepository(ctx context.Context, repo string) (map[digest.Digest]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	out := map[digest.Digest]int64{}
 	for _, sub := range []string{"_layers", "_manifests/revisions"} {
-		algs, err := q.eng.driver.List(ctx, repositoriesRoot+"/"+repo+"/"+sub)
-		if isPathNotFound(err) {
+		dir := q.path(repositoriesRoot + "/" + repo + "/" + sub)
+		algs, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
 		for _, alg := range algs {
-			entries, err := q.eng.driver.List(ctx, alg)
-			if isPathNotFound(err) {
-				continue
-			}
-			if err != nil {
+			entries, err := os.ReadDir(filepath.Join(dir, alg.Name()))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, err
 			}
 			for _, e := range entries {
-				content, err := q.eng.driver.GetContent(ctx, e+"/link")
-				if isPathNotFound(err) {
+				link := filepath.Join(dir, alg.Name(), e.Name(), "link")
+				content, err := os.ReadFile(link)
+				if errors.Is(err, fs.ErrNotExist) {
 					continue // a directory without a link is not linked
 				}
 				if err != nil {
@@ -206,14 +212,14 @@ func (q *quota) scanRepository(ctx context.Context, repo string) (map[digest.Dig
 				}
 				d, err := digest.Parse(strings.TrimSpace(string(content)))
 				if err != nil {
-					q.log.Debug("unreadable link ignored by quotas", "path", e, "err", err)
+					q.log.Debug("unreadable link ignored by quotas", "path", link, "err", err)
 					continue
 				}
 				if _, seen := out[d]; seen {
 					continue
 				}
-				size, err := q.blobSize(ctx, d)
-				if isPathNotFound(err) {
+				size, err := q.blobSize(d)
+				if errors.Is(err, fs.ErrNotExist) {
 					continue
 				}
 				if err != nil {
@@ -228,11 +234,11 @@ func (q *quota) scanRepository(ctx context.Context, repo string) (map[digest.Dig
 
 // blobSize is a blob's size: known already (content is immutable), or
 // stat'ed. Callers hold mu.
-func (q *quota) blobSize(ctx context.Context, d digest.Digest) (int64, error) {
+func (q *quota) blobSize(d digest.Digest) (int64, error) {
 	if b := q.blobs[d]; b != nil {
 		return b.size, nil
 	}
-	fi, err := q.eng.driver.Stat(ctx, blobDataPath(d))
+	fi, err := os.Stat(q.path(blobDataPath(d)))
 	if err != nil {
 		return 0, err
 	}

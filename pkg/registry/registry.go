@@ -153,7 +153,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	r.eng, r.refs = eng, refs
 	r.disk = newDiskGuard(r.opts.DataDir, eng, r.log)
 	if r.opts.Quota > 0 || r.opts.RepoQuota > 0 {
-		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, eng, r.log)
+		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, r.opts.DataDir, eng, r.log)
 	}
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
