@@ -95,6 +95,9 @@ func newQuota(limit, repoLimit int64, dataDir string, eng *engine, log *slog.Log
 // repositories marked dirty. Checks log a storage error and go on with the
 // counts as they are: a quota that cannot be read must not stop every push.
 func (q *quota) ensureLocked(ctx context.Context) error {
+	// The scan serves every request waiting on mu: the one that happens to
+	// run it going away must not abort it.
+	ctx = context.WithoutCancel(ctx)
 	if !q.loaded {
 		if err := q.loadLocked(ctx); err != nil {
 			q.log.Error("read storage usage for quotas", "err", err)
@@ -113,8 +116,8 @@ func (q *quota) ensureLocked(ctx context.Context) error {
 	return nil
 }
 
-// reload reads every repository's usage from the store again. GC calls it
-// after a run: what it swept is no longer counted.
+// reload reads every repository's usage from the store again, for garbage
+// collection to call after a run: what it swept is no longer counted.
 func (q *quota) reload(ctx context.Context) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
