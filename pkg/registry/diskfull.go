@@ -160,15 +160,8 @@ func (g *diskGuard) fits(n int64, forUpload bool) *DiskFullError {
 	return nil
 }
 
-// full reports whether the disk is full now: free space under the reserve
-// (or none at all), or too little for the last refused write.
-func (g *diskGuard) full() *DiskFullError {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.refreshLocked()
-	return g.fullLocked()
-}
-
+// fullLocked reports whether the disk counts as full: free space under the
+// reserve (or none at all), or too little for the last refused write.
 func (g *diskGuard) fullLocked() *DiskFullError {
 	reserve := g.reserveLocked()
 	free := g.free - g.since
@@ -292,7 +285,7 @@ func withDiskGuard(next http.Handler, g *diskGuard) http.Handler {
 		switch {
 		case body != nil && errors.As(body.err, &cut):
 		case bytes.Contains(dw.body.Bytes(), enospcText) || bytes.Contains(dw.body.Bytes(), edquotText):
-			cut = g.fullOr()
+			cut = g.now()
 		default:
 			// A 5xx for some other reason, unless the disk is all but full
 			// now: then that is the likeliest reason (e.g. our own index
@@ -302,21 +295,22 @@ func withDiskGuard(next http.Handler, g *diskGuard) http.Handler {
 				return
 			}
 		}
-		if cut.Needed == 0 && body != nil {
+		switch {
+		case cut.Needed > 0:
+		case body != nil:
 			cut.Needed, cut.AtLeast = held+body.read+1, true
+		case r.ContentLength > 0:
+			cut.Needed = r.ContentLength
 		}
 		g.refuse(w, r, rt, cut, upload)
 	})
 }
 
-// fullOr is the disk's state after a write failed with ENOSPC: full as
-// full() says, or, if space came back meanwhile, a report of what is free.
-func (g *diskGuard) fullOr() *DiskFullError {
-	if e := g.full(); e != nil {
-		return e
-	}
+// now reports what is free now, for a write that failed with ENOSPC.
+func (g *diskGuard) now() *DiskFullError {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.refreshLocked()
 	return &DiskFullError{Free: g.free - g.since, Reserve: g.reserveLocked()}
 }
 
