@@ -174,11 +174,16 @@ func (g *diskGuard) fullLocked() *DiskFullError {
 	return nil
 }
 
-// noteRefused records a write refused for lack of space.
+// noteRefused records a write refused for lack of space. One that needed
+// nothing in particular (an upload refused at its start, while free space is
+// under the reserve) leaves the free space to say it all.
 func (g *diskGuard) noteRefused(needed int64) {
+	if needed <= 0 {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.refused, g.refusedAt = max(needed, 1), time.Now()
+	g.refused, g.refusedAt = needed, time.Now()
 }
 
 // status reports the disk for QuotaStatus.
