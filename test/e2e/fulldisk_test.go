@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -73,6 +74,41 @@ func TestFullDisk(t *testing.T) {
 	}
 	if open := deletedFilesOpen(t, srv.cmd.Process.Pid, mnt); len(open) > 0 {
 		t.Errorf("the registry holds deleted files open (their space does not come back): %v", open)
+	}
+
+	// A body of unknown length, as Docker sends layers, is cut a reserve
+	// short of full: the same answer, and the same clean disk.
+	resp, body := registryDo(t, http.MethodPost, "http://"+srv.Addr+"/v2/app/blobs/uploads/", "", nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start an upload: %s %s", resp.Status, body)
+	}
+	req, err := http.NewRequest(http.MethodPatch, resp.Header.Get("Location"), io.LimitReader(zeroReader{}, 10<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	presp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PATCH: %v", err)
+	}
+	pbody, _ := io.ReadAll(presp.Body)
+	presp.Body.Close()
+	if presp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(pbody), `"code":"DENIED"`) ||
+		!strings.Contains(string(pbody), "this write needs at least ") {
+		t.Errorf("streamed upload on a full disk: %s %s", presp.Status, pbody)
+	}
+	settled(t, dataDir)
+	if got := freeSpace(t, mnt); got < free-64<<10 {
+		t.Errorf("%d bytes free after the cut upload, %d before", got, free)
+	}
+	if open := deletedFilesOpen(t, srv.cmd.Process.Pid, mnt); len(open) > 0 {
+		t.Errorf("the registry holds deleted files open: %v", open)
+	}
+	uploads, _ := os.ReadDir(filepath.Join(dataDir, "docker/registry/v2/repositories/app/_uploads"))
+	for _, u := range uploads {
+		if strings.Contains(resp.Header.Get("Location"), u.Name()) {
+			t.Errorf("the cut upload %s is still there", u.Name())
+		}
 	}
 
 	ready := readyz(t, srv)
@@ -172,4 +208,11 @@ func readyz(t testing.TB, srv *server) readiness {
 		t.Fatalf("readyz: %v\n%s", err, body)
 	}
 	return readiness{resp.StatusCode, rep.Checks}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
