@@ -86,6 +86,9 @@ type Registry struct {
 	// RateLimit is requests per second per client; RateBurst the bucket size.
 	RateLimit float64
 	RateBurst int
+	// Quota bounds what all repositories hold together, RepoQuota what each
+	// holds, in bytes, each blob counted once; 0 means no limit.
+	Quota, RepoQuota int64
 }
 
 // Default returns the built-in defaults. env looks up environment variables

@@ -46,6 +46,9 @@ type Options struct {
 	// BodyIdleTimeout cuts request bodies that send nothing for this long
 	// (default DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
+	// Quota bounds, in bytes, what all repositories hold together, each blob
+	// counted once; RepoQuota bounds each repository. 0 means no limit.
+	Quota, RepoQuota int64
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -55,6 +58,8 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
+	quota   *quota // nil without a quota
+	disk    *diskGuard
 	login   *loginGate        // nil without auth
 	tokens  *auth.TokenSigner // keyed from the data dir's secret
 	handler http.Handler
@@ -150,6 +155,10 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	}
 	r.eng, r.refs = eng, refs
 	r.tokens = auth.NewTokenSigner([]byte(secret))
+	r.disk = newDiskGuard(r.opts.DataDir, eng, r.log)
+	if r.opts.Quota > 0 || r.opts.RepoQuota > 0 {
+		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, r.opts.DataDir, eng, r.log)
+	}
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
