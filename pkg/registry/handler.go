@@ -15,6 +15,10 @@ type layer struct {
 // layers is the registry's HTTP stack, outermost first: read it top-down as
 // the path of a request.
 func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
+	// The manifest layer is built here so that garbage collection deletes
+	// reach its listeners too.
+	ml := &manifestLayer{eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest, r.gc.onManifest}}
+	r.gc.tell = ml.tell
 	ls := []layer{
 		{"request info", withRequestInfo}, // request id and the parsed route, once
 		{"body idle timeout", func(h http.Handler) http.Handler { return withBodyIdleTimeout(h, r.opts.BodyIdleTimeout) }},
@@ -38,12 +42,12 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	}
 	ls = append(ls,
 		layer{"limits", withLimits},
+		layer{"gc api", r.withGCAPI},      // POST /api/v1/gc
+		layer{"gc gate", r.gc.withGCGate}, // commits wait for a sweep only; reads are noted for it
 		layer{"server errors", func(h http.Handler) http.Handler { return withServerErrors(h, r.log) }},
 		layer{"referrers", func(h http.Handler) http.Handler { return withReferrers(h, refs) }},
 		layer{"blob files", func(h http.Handler) http.Handler { return withBlobFiles(h, eng, r.opts.DataDir) }},
-		layer{"manifests", func(h http.Handler) http.Handler {
-			return &manifestLayer{next: h, eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest}}
-		}},
+		layer{"manifests", func(h http.Handler) http.Handler { ml.next = h; return ml }},
 	)
 	return ls
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // Options configure a Registry.
@@ -44,6 +46,10 @@ type Options struct {
 	// BodyIdleTimeout cuts request bodies that send nothing for this long
 	// (default DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
+	// GCGrace is the grace period of garbage collection runs that do not
+	// give their own: younger content is never deleted (default
+	// registryapi.DefaultGCGrace).
+	GCGrace time.Duration
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -53,12 +59,15 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
+	gc      *collector
 	login   *loginGate // nil without auth
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server
 	conns   *connTracker
 	served  chan error
+
+	gcHistory gcHistory // last run and listeners, kept across Close and Open
 }
 
 // New returns a registry that is not yet listening.
@@ -71,6 +80,9 @@ func New(opts Options) *Registry {
 	}
 	if opts.UploadPurgeAge == 0 {
 		opts.UploadPurgeAge = 168 * time.Hour
+	}
+	if opts.GCGrace <= 0 {
+		opts.GCGrace = registryapi.DefaultGCGrace
 	}
 	return &Registry{opts: opts, log: opts.Logger}
 }
@@ -146,6 +158,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		return err
 	}
 	r.eng, r.refs = eng, refs
+	r.gc = newCollector(eng, r.opts, r.log, &r.gcHistory)
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
@@ -161,7 +174,7 @@ func (r *Registry) Handler() http.Handler {
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	eng := r.eng
-	r.eng, r.handler = nil, nil
+	r.eng, r.handler, r.gc = nil, nil, nil
 	r.mu.Unlock()
 	if eng == nil {
 		return nil

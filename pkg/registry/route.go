@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // RouteKind names the endpoint a request is for.
@@ -24,9 +26,10 @@ const (
 	RouteBlob                       // /v2/<name>/blobs/<digest>
 	RouteUpload                     // /v2/<name>/blobs/uploads/[<id>]
 	RouteReferrers                  // /v2/<name>/referrers/<digest>
+	RouteGC                         // /api/v1/gc
 )
 
-var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers"}
+var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "gc"}
 
 func (k RouteKind) String() string {
 	if int(k) < len(routeNames) {
@@ -81,6 +84,8 @@ func parseRoute(path string) Route {
 		return Route{Kind: RoutePing}
 	case "/v2/_catalog":
 		return Route{Kind: RouteCatalog}
+	case registryapi.GCPath:
+		return Route{Kind: RouteGC}
 	}
 	rest, ok := strings.CutPrefix(path, "/v2/")
 	if !ok {
