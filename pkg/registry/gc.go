@@ -80,7 +80,9 @@ type collector struct {
 	tell func(context.Context, ManifestEvent) error
 
 	running atomic.Bool
-	// hook, when set (tests), is called at the end of each phase: "marked".
+	// hook, when set (tests), is called between the phases: "marked" after
+	// the mark, "published" once the sweep has published its decision and
+	// before it deletes (the write gate is closed then).
 	hook func(stage string)
 }
 
@@ -264,6 +266,9 @@ func (c *collector) collect(ctx context.Context, req registryapi.GCRequest, grac
 		}
 		ts = slices.Clone(c.track.touches)
 		c.track.mu.Unlock()
+	}
+	if c.hook != nil {
+		c.hook("published")
 	}
 	return c.execute(ctx, snap, p, res)
 }
