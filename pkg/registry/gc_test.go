@@ -302,11 +302,11 @@ func layerDigests(res registryapi.GCResult, repo string) []string {
 // tagged one, a tagged index over untagged children, signatures of each
 // image, and an orphan blob.
 type gcFixture struct {
-	kept, untagged, deleted     imageParts
+	kept, untagged, deleted          imageParts
 	sigKept, sigUntagged, sigDeleted imageParts
-	index                       gv1.Hash
-	children                    []imageParts
-	orphan                      gv1.Hash
+	index                            gv1.Hash
+	children                         []imageParts
+	orphan                           gv1.Hash
 }
 
 func (e *gcEnv) fixture() gcFixture {
