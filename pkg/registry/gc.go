@@ -199,6 +199,10 @@ func (c *collector) collect(ctx context.Context, req registryapi.GCRequest, grac
 		c.track.mu.Unlock()
 	}()
 
+	// Trash a crashed run left behind.
+	if err := c.emptyTrash(gcTrashRoot); err != nil {
+		return &gcError{Public: "garbage collection could not empty the trash of an earlier run", Err: err}
+	}
 	snap, err := c.mark(ctx)
 	res.MarkMS = time.Since(start).Milliseconds()
 	if err != nil {
@@ -209,22 +213,40 @@ func (c *collector) collect(ctx context.Context, req registryapi.GCRequest, grac
 	}
 	opts := planOptions{untagged: req.Untagged, keepTags: req.KeepTags, repoGlob: req.Repo, cutoff: start.Add(-grace)}
 
+	// Decide once before the gate closes, and read what deleting that would
+	// need (payloads, sizes): the sweep's own decision, with more touches,
+	// can only delete less.
+	c.track.mu.Lock()
+	ts := slices.Clone(c.track.touches)
+	c.track.mu.Unlock()
+	extra := map[digest.Digest]bool{}
+	if err := c.resolveCommits(ctx, snap, ts, extra); err != nil {
+		return err
+	}
+	pre := makePlan(snap, ts, extra, opts)
+	facts, err := c.prepare(ctx, pre, snap)
+	if err != nil {
+		return err
+	}
 	if req.DryRun {
-		c.track.mu.Lock()
-		ts := slices.Clone(c.track.touches)
-		c.track.mu.Unlock()
-		extra, err := c.resolveCommits(ctx, snap, ts)
-		if err != nil {
-			return err
-		}
-		c.report(makePlan(snap, ts, extra, opts), snap, res)
+		c.report(pre, facts, res)
 		return nil
 	}
 
-	// The sweep: commits wait from here on; a cancelled caller no longer
-	// stops it half way.
+	trash, err := c.sweep(ctx, snap, ts, extra, opts, facts, res)
+	// Moved aside under the gate, deleted after it: commits wait for
+	// renames only.
+	if rerr := c.emptyTrash(trash); rerr != nil && err == nil {
+		err = &gcError{Public: "garbage collection deleted what it reported but could not empty its trash", Err: rerr}
+	}
+	return err
+}
+
+// sweep decides with the write gate closed, publishes the decision and
+// moves what it deletes into a trash directory; it returns that directory.
+func (c *collector) sweep(ctx context.Context, snap *snapshot, ts []touch, extra map[digest.Digest]bool, opts planOptions, facts *planFacts, res *registryapi.GCResult) (string, error) {
 	if err := c.gate.close(ctx); err != nil {
-		return err
+		return "", err
 	}
 	sweepStart := time.Now()
 	defer func() {
@@ -236,14 +258,15 @@ func (c *collector) collect(ctx context.Context, req registryapi.GCRequest, grac
 		c.track.mu.Unlock()
 		c.gate.open()
 	}()
+	// A cancelled caller no longer stops it half way.
 	ctx = context.WithoutCancel(ctx)
 	c.track.mu.Lock()
-	ts := slices.Clone(c.track.touches)
+	all := slices.Clone(c.track.touches)
 	c.track.mu.Unlock()
-	extra, err := c.resolveCommits(ctx, snap, ts)
-	if err != nil {
-		return err
+	if err := c.resolveCommits(ctx, snap, all[len(ts):], extra); err != nil {
+		return "", err
 	}
+	ts = all
 	// Decide, then publish the decision unless a read noted meanwhile hit
 	// something in it; then decide again with that read. Only reads arrive
 	// now (the gate is closed), and they need no storage access to resolve.
@@ -270,7 +293,7 @@ func (c *collector) collect(ctx context.Context, req registryapi.GCRequest, grac
 	if c.hook != nil {
 		c.hook("published")
 	}
-	return c.execute(ctx, snap, p, res)
+	return c.execute(ctx, p, facts, res)
 }
 
 // references are the descriptors a manifest or index names: config, layers,
@@ -578,8 +601,7 @@ func (c *collector) readManifest(ctx context.Context, repo string, dgst digest.D
 
 // resolveCommits finds what commits noted by the touch log point at when
 // the mark did not see their links: the content they keep.
-func (c *collector) resolveCommits(ctx context.Context, s *snapshot, ts []touch) (map[digest.Digest]bool, error) {
-	extra := map[digest.Digest]bool{}
+func (c *collector) resolveCommits(ctx context.Context, s *snapshot, ts []touch, extra map[digest.Digest]bool) error {
 	for _, t := range ts {
 		if t.kind != touchCommit && t.kind != touchRead {
 			continue
@@ -600,14 +622,14 @@ func (c *collector) resolveCommits(ctx context.Context, s *snapshot, ts []touch)
 		for _, p := range []string{layerLinkPath(t.repo, t.digest), manifestRevisionLinkPath(t.repo, t.digest)} {
 			l, ok, err := c.readLink(ctx, p)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if ok {
 				extra[l.target] = true
 			}
 		}
 	}
-	return extra, nil
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
