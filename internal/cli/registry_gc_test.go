@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/pkg/certs"
+	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
 	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
@@ -49,8 +53,9 @@ func startTestRegistry(t *testing.T, opts registry.Options) string {
 	return r.Addr()
 }
 
-// uploadBlob uploads a blob no manifest names, as user:pass when given.
-func uploadBlob(t *testing.T, addr string, content []byte, user, pass string) digest.Digest {
+// uploadBlob uploads a blob no manifest names to base (scheme://host:port)
+// with client, as user:pass when given.
+func uploadBlob(t *testing.T, client *http.Client, base string, content []byte, user, pass string) digest.Digest {
 	t.Helper()
 	do := func(method, target string, body []byte) *http.Response {
 		req, err := http.NewRequest(method, target, bytes.NewReader(body))
@@ -58,26 +63,26 @@ func uploadBlob(t *testing.T, addr string, content []byte, user, pass string) di
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
 		return resp
 	}
-	resp := do(http.MethodPost, "http://"+addr+"/v2/app/blobs/uploads/", nil)
+	resp := do(http.MethodPost, base+"/v2/app/blobs/uploads/", nil)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
 	d := digest.FromBytes(content)
 	q := loc.Query()
 	q.Set("digest", d.String())
-	resp = do(http.MethodPut, "http://"+addr+loc.Path+"?"+q.Encode(), content)
+	resp = do(http.MethodPut, base+loc.Path+"?"+q.Encode(), content)
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	return d
 }
 
 func TestRegistryGCAgainstARunningRegistry(t *testing.T) {
 	addr := startTestRegistry(t, registry.Options{})
-	d := uploadBlob(t, addr, []byte("nobody needs this"), "", "")
+	d := uploadBlob(t, http.DefaultClient, "http://"+addr, []byte("nobody needs this"), "", "")
 
 	code, out, errOut := run(t, context.Background(), nil, "registry", "gc", "--registry-addr", addr, "--grace", "0s", "--dry-run")
 	require.Equal(t, ExitOK, code, errOut.String())
@@ -94,7 +99,7 @@ func TestRegistryGCAgainstARunningRegistry(t *testing.T) {
 	assert.Positive(t, res.BytesFreed)
 
 	// Without --grace the registry's own applies: the hour.
-	uploadBlob(t, addr, []byte("too young to go"), "", "")
+	uploadBlob(t, http.DefaultClient, "http://"+addr, []byte("too young to go"), "", "")
 	code, out, errOut = run(t, context.Background(), nil, "registry", "gc", "--registry-addr", addr, "-o", "yaml")
 	require.Equal(t, ExitOK, code, errOut.String())
 	assert.Contains(t, out.String(), "grace: 1h0m0s")
@@ -106,21 +111,33 @@ func TestRegistryGCAgainstARunningRegistry(t *testing.T) {
 	assert.Contains(t, errOut.String(), "is the registry running?")
 }
 
+// TestRegistryGCNeedsALogin: a registry with TLS from the local CA and
+// --auth push, as the cluster's can be; the CLI trusts the CA and logs in
+// with what `registry login` stored.
 func TestRegistryGCNeedsALogin(t *testing.T) {
-	dir := t.TempDir()
-	h := auth.Htpasswd{Path: filepath.Join(dir, "htpasswd")}
-	require.NoError(t, h.Set("alice", "correct horse battery"))
-	addr := startTestRegistry(t, registry.Options{Auth: &registry.AuthOptions{Policy: auth.PolicyPush, Verifier: auth.NewVerifier(h)}})
-	uploadBlob(t, addr, []byte("pushed by alice"), "alice", "correct horse battery")
-
 	home := t.TempDir()
 	env := map[string]string{"HOME": home}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	m := &certs.Manager{Dir: config.Default(getenv).Registry.CertDir}
+	_, err := m.Ensure()
+	require.NoError(t, err)
+	h := auth.Htpasswd{Path: filepath.Join(t.TempDir(), "htpasswd")}
+	require.NoError(t, h.Set("alice", "correct horse battery"))
+	addr := startTestRegistry(t, registry.Options{GetCertificate: m.GetCertificate,
+		Auth: &registry.AuthOptions{Policy: auth.PolicyPush, Verifier: auth.NewVerifier(h)}})
+	pem, err := m.CAPEM()
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	uploadBlob(t, tlsClient, "https://"+addr, []byte("pushed by alice"), "alice", "correct horse battery")
+
 	code, out, errOut := run(t, context.Background(), env, "registry", "gc", "--registry-addr", addr, "--grace", "0s")
 	assert.Equal(t, ExitFailure, code)
 	assert.Contains(t, errOut.String(), "idpbuilder registry login "+addr)
 	assert.Empty(t, out.String())
 
-	store := credStore(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	store := credStore(getenv)
 	require.NoError(t, store.Store(auth.Credentials{ServerURL: addr, Username: "alice", Secret: "wrong password"}))
 	code, _, errOut = run(t, context.Background(), env, "registry", "gc", "--registry-addr", addr, "--grace", "0s")
 	assert.Equal(t, ExitFailure, code)
