@@ -24,7 +24,8 @@ import (
 // every repository's tags, manifest revisions and blob links, every blob in
 // the blob store, and every manifest's content. The sweep then decides, with
 // the write gate closed (commits wait, reads do not), what nothing reaches
-// any more, and deletes it.
+// any more, and moves it into a trash directory (a rename each, to keep the
+// gate's closing short); the trash is emptied once the gate is open again.
 //
 // What is kept: every tag's manifest and everything reachable from it (an
 // index's manifests, a manifest's config and layers, the subject of a kept
@@ -43,8 +44,8 @@ import (
 //   - A blob or manifest read is noted before it is served. The sweep
 //     publishes what it will delete before deleting it; from then on reads of
 //     it answer 404. A read noted after the sweep's decision but before the
-//     publication makes the sweep decide again. So a client that saw 200 can
-//     rely on the content; one that saw 404 uploads it again.
+//     publication makes the sweep decide again. So a run never deletes what
+//     a client saw answer 200 while it ran; one that saw 404 uploads it again.
 //   - Content younger than the grace period is never deleted: it protects a
 //     push whose blobs were uploaded before the run began and whose manifest
 //     comes after it. With no grace such a push fails cleanly (its manifest is
@@ -110,7 +111,7 @@ func (h *gcHistory) done(res registryapi.GCResult) {
 	}
 }
 
-// GC runs one garbage collection (see the package notes in gc.go). It returns
+// GC runs one garbage collection (see the notes at the top of gc.go). It returns
 // ErrGCRunning when another run is not finished. A failed run's result says
 // how far it got.
 func (r *Registry) GC(ctx context.Context, req registryapi.GCRequest) (registryapi.GCResult, error) {
