@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/stretchr/testify/assert"
@@ -147,4 +150,38 @@ func TestRegistryGCNeedsALogin(t *testing.T) {
 	code, out, errOut = run(t, context.Background(), env, "registry", "gc", "--registry-addr", addr, "--grace", "0s")
 	require.Equal(t, ExitOK, code, errOut.String())
 	assert.Contains(t, out.String(), "Deleted 0 tags, 0 manifests, 1 blobs")
+}
+
+func TestServeGCSettings(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gc-interval", "30s"}, "at least 1m"},
+		{[]string{"--gc-interval", "daily"}, "not a duration"},
+		{[]string{"--gc-grace", "0s"}, "must be positive"},
+	} {
+		code, _, errOut := run(t, context.Background(), nil, append([]string{"registry", "serve", "--addr", "127.0.0.1:0"}, tt.args...)...)
+		assert.Equal(t, ExitUsage, code, tt.args)
+		assert.Contains(t, errOut.String(), tt.want, tt.args)
+	}
+
+	// The schedule starts with the registry, and stops before it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := map[string]string{"HOME": t.TempDir(), "IDPBUILDER_GC_UNTAGGED": "true", "IDPBUILDER_GC_GRACE": "2h"}
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"registry", "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--gc-interval", "1h", "--log-format", "json"},
+			IO{In: strings.NewReader(""), Out: out, Err: errOut, Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Registry listening on") }, 10*time.Second, 10*time.Millisecond, "stderr: %s", errOut)
+	assert.Regexp(t, `"msg":"garbage collection scheduled","interval":3600000000000,"untagged":true`, errOut.String())
+	addr := regexp.MustCompile(`http://(\S+) `).FindStringSubmatch(out.String())[1]
+	code, gcOut, gcErr := run(t, context.Background(), nil, "registry", "gc", "--registry-addr", addr, "--dry-run", "-o", "json")
+	require.Equal(t, ExitOK, code, gcErr.String())
+	assert.Contains(t, gcOut.String(), `"grace": "2h0m0s"`, "the registry's --gc-grace applies")
+	cancel()
+	assert.Equal(t, ExitOK, <-done, errOut.String())
 }
