@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/semaphore"
@@ -68,13 +69,27 @@ type doomedSet struct {
 
 // gcTracker is what requests tell the collector while a run is open.
 type gcTracker struct {
+	// active mirrors open, so reads skip the lock when no run is open
+	// (nearly always); a read that finds it false happened before the run.
+	active  atomic.Bool
 	mu      sync.Mutex
 	open    bool
 	touches []touch
 	doomed  *doomedSet
 }
 
+// setOpen opens (or closes) the touch log, dropping what it held.
+func (t *gcTracker) setOpen(open bool) {
+	t.mu.Lock()
+	t.open, t.touches, t.doomed = open, nil, nil
+	t.active.Store(open)
+	t.mu.Unlock()
+}
+
 func (t *gcTracker) record(tc ...touch) {
+	if !t.active.Load() {
+		return
+	}
 	t.mu.Lock()
 	if t.open {
 		t.touches = append(t.touches, tc...)
@@ -82,15 +97,14 @@ func (t *gcTracker) record(tc ...touch) {
 	t.mu.Unlock()
 }
 
-func (t *gcTracker) isOpen() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.open
-}
+func (t *gcTracker) isOpen() bool { return t.active.Load() }
 
 // read notes a blob or manifest read and reports whether it addresses
 // something a sweep is deleting (then it must answer 404).
 func (t *gcTracker) read(rt Route) (doomed bool) {
+	if !t.active.Load() {
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if d := t.doomed; d != nil {

@@ -189,16 +189,10 @@ func (c *collector) collect(ctx context.Context, req registryapi.GCRequest, grac
 	if err := c.gate.close(ctx); err != nil {
 		return err
 	}
-	c.track.mu.Lock()
-	c.track.open, c.track.touches, c.track.doomed = true, nil, nil
-	c.track.mu.Unlock()
+	c.track.setOpen(true)
 	start := time.Now()
 	c.gate.open()
-	defer func() {
-		c.track.mu.Lock()
-		c.track.open, c.track.touches, c.track.doomed = false, nil, nil
-		c.track.mu.Unlock()
-	}()
+	defer c.track.setOpen(false)
 
 	// Trash a crashed run left behind.
 	if err := c.emptyTrash(gcTrashRoot); err != nil {
