@@ -18,6 +18,7 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/component"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 func newRegistryServeCommand(stdio IO) *cobra.Command {
@@ -39,7 +40,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
 		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
-		"quota", "repo-quota")
+		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged")
 	// How often the certificate is checked for renewal (hidden: tests shorten it).
 	cmd.Flags().Duration("cert-check-interval", time.Hour, "how often to check the TLS certificate for renewal")
 	_ = cmd.Flags().MarkHidden("cert-check-interval")
@@ -58,6 +59,7 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 		ExtraAddrs:     cfg.Registry.ExtraAddrs,
 		DataDir:        cfg.Registry.DataDir,
 		UploadPurgeAge: cfg.Registry.UploadPurgeAge,
+		GCGrace:        cfg.Registry.GCGrace,
 		Logger:         logger,
 		RateLimit: registry.RateLimit{
 			RequestsPerSecond: cfg.Registry.RateLimit,
@@ -99,7 +101,13 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	reg := registry.New(opts)
 	// The renewer starts first (the registry serves its certificate) and stops last.
-	group := component.NewGroup(append(components, reg)...)
+	components = append(components, reg)
+	if cfg.Registry.GCInterval > 0 {
+		// After the registry: it collects in it, and stops before it.
+		components = append(components, &registry.GCScheduler{Registry: reg, Interval: cfg.Registry.GCInterval,
+			Request: registryapi.GCRequest{Untagged: cfg.Registry.GCUntagged}, Logger: logger})
+	}
+	group := component.NewGroup(components...)
 	if err := group.Start(ctx); err != nil {
 		_ = ln.Close()
 		var dde *registry.DataDirError

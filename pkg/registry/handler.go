@@ -15,6 +15,10 @@ type layer struct {
 // layers is the registry's HTTP stack, outermost first: read it top-down as
 // the path of a request.
 func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
+	// The manifest layer is built here so that garbage collection deletes
+	// reach its listeners too.
+	ml := &manifestLayer{eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest, r.gc.onManifest}}
+	r.gc.tell = ml.tell
 	ls := []layer{
 		{"request info", withRequestInfo}, // request id and the parsed route, once
 		{"body idle timeout", func(h http.Handler) http.Handler { return withBodyIdleTimeout(h, r.opts.BodyIdleTimeout) }},
@@ -34,10 +38,13 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	}
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
 		r.login = newLoginGate(a.Verifier, nil)
-		ls = append(ls, layer{"auth", newAuthorizer(*a, r.login, r.tokens).wrap}) // and the token endpoint
+		r.authz = newAuthorizer(*a, r.login, r.tokens)
+		ls = append(ls, layer{"auth", r.authz.wrap}) // and the token endpoint
 	}
 	ls = append(ls,
 		layer{"limits", withLimits},
+		layer{"gc api", r.withGCAPI},      // POST /api/v1/gc
+		layer{"gc gate", r.gc.withGCGate}, // commits wait for a sweep only; reads are noted for it
 		layer{"server errors", func(h http.Handler) http.Handler { return withServerErrors(h, r.log) }},
 		layer{"disk full", func(h http.Handler) http.Handler { return withDiskGuard(h, r.disk) }}, // 507s pass the layer above
 	)
@@ -47,9 +54,7 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	ls = append(ls,
 		layer{"referrers", func(h http.Handler) http.Handler { return withReferrers(h, refs) }},
 		layer{"blob files", func(h http.Handler) http.Handler { return withBlobFiles(h, eng, r.opts.DataDir) }},
-		layer{"manifests", func(h http.Handler) http.Handler {
-			return &manifestLayer{next: h, eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest}}
-		}},
+		layer{"manifests", func(h http.Handler) http.Handler { ml.next = h; return ml }},
 	)
 	return ls
 }

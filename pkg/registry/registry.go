@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // Options configure a Registry.
@@ -49,6 +50,10 @@ type Options struct {
 	// Quota bounds, in bytes, what all repositories hold together, each blob
 	// counted once; RepoQuota bounds each repository. 0 means no limit.
 	Quota, RepoQuota int64
+	// GCGrace is the grace period of garbage collection runs that do not
+	// give their own: younger content is never deleted (default
+	// registryapi.DefaultGCGrace).
+	GCGrace time.Duration
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -60,13 +65,17 @@ type Registry struct {
 	refs    *referrersIndex
 	quota   *quota // nil without a quota
 	disk    *diskGuard
+	gc      *collector
 	login   *loginGate        // nil without auth
+	authz   *authorizer       // nil without auth
 	tokens  *auth.TokenSigner // keyed from the data dir's secret
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server
 	conns   *connTracker
 	served  chan error
+
+	gcHistory gcHistory // last run and listeners, kept across Close and Open
 }
 
 // New returns a registry that is not yet listening.
@@ -79,6 +88,9 @@ func New(opts Options) *Registry {
 	}
 	if opts.UploadPurgeAge == 0 {
 		opts.UploadPurgeAge = 168 * time.Hour
+	}
+	if opts.GCGrace <= 0 {
+		opts.GCGrace = registryapi.DefaultGCGrace
 	}
 	return &Registry{opts: opts, log: opts.Logger}
 }
@@ -159,6 +171,10 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	if r.opts.Quota > 0 || r.opts.RepoQuota > 0 {
 		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, r.opts.DataDir, eng, r.log)
 	}
+	r.gc = newCollector(eng, r.opts, r.log, &r.gcHistory)
+	if r.quota != nil {
+		r.gc.afterRun = r.quota.reload
+	}
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
@@ -174,7 +190,7 @@ func (r *Registry) Handler() http.Handler {
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	eng := r.eng
-	r.eng, r.handler = nil, nil
+	r.eng, r.handler, r.gc = nil, nil, nil
 	r.mu.Unlock()
 	if eng == nil {
 		return nil

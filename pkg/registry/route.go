@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // RouteKind names the endpoint a request is for.
@@ -25,9 +27,10 @@ const (
 	RouteUpload                     // /v2/<name>/blobs/uploads/[<id>]
 	RouteReferrers                  // /v2/<name>/referrers/<digest>
 	RouteToken                      // /auth/token, the token endpoint
+	RouteGC                         // /api/v1/gc
 )
 
-var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token"}
+var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token", "gc"}
 
 func (k RouteKind) String() string {
 	if int(k) < len(routeNames) {
@@ -84,6 +87,8 @@ func parseRoute(path string) Route {
 		return Route{Kind: RouteCatalog}
 	case tokenPath:
 		return Route{Kind: RouteToken}
+	case registryapi.GCPath:
+		return Route{Kind: RouteGC}
 	}
 	rest, ok := strings.CutPrefix(path, "/v2/")
 	if !ok {
