@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/idpbuilder/idpbuilder/internal/atomicfile"
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 	"github.com/idpbuilder/idpbuilder/pkg/certs"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
@@ -233,7 +234,7 @@ func prepareSecurity(stdio IO, cfg config.Config, st registrySettings, container
 		if err := os.MkdirAll(filepath.Dir(secretPath), 0o700); err != nil {
 			return err
 		}
-		if err := auth.WriteFileAtomic(secretPath, secret, 0o600); err != nil {
+		if err := atomicfile.Write(secretPath, secret, 0o600); err != nil {
 			return err
 		}
 	}

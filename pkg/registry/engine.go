@@ -19,10 +19,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/idpbuilder/idpbuilder/pkg/auth"
-
 	// The filesystem storage driver registers itself with distribution's factory.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+
+	"github.com/idpbuilder/idpbuilder/internal/atomicfile"
 )
 
 // engine is distribution: its HTTP app, plus our own handle on the same
@@ -282,7 +282,7 @@ func prepareDataDir(dir string) (string, error) {
 		return "", &DataDirError{Dir: dir, Err: err}
 	}
 	secret := rand.Text()
-	if err := auth.WriteFileAtomic(path, []byte(secret), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(secret), 0o600); err != nil {
 		return "", &DataDirError{Dir: dir, Err: err}
 	}
 	return secret, nil
