@@ -40,10 +40,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
 		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
-		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged")
-	// How often the certificate is checked for renewal (hidden: tests shorten it).
-	cmd.Flags().Duration("cert-check-interval", time.Hour, "how often to check the TLS certificate for renewal")
-	_ = cmd.Flags().MarkHidden("cert-check-interval")
+		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "cert-check-interval")
 	return cmd
 }
 
@@ -89,7 +86,7 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	caHint := ""
 	var components []component.Component
 	if cfg.Registry.TLS {
-		interval, _ := cmd.Flags().GetDuration("cert-check-interval")
+		interval := cfg.Registry.CertCheckInterval
 		var renewer *certs.Renewer
 		if renewer, caHint, err = tlsOptions(cfg, &opts, interval, logger); err != nil {
 			_ = ln.Close()
@@ -154,9 +151,7 @@ func authOptions(cfg config.Config, opts *registry.Options) (auth.Policy, error)
 		policy = auth.PolicyPush
 	}
 	if cfg.Registry.Auth != "" {
-		if policy, err = auth.ParsePolicy(cfg.Registry.Auth); err != nil {
-			return "", Usage(err)
-		}
+		policy = cfg.Registry.Auth
 	}
 	if policy != auth.PolicyNone && !has {
 		return "", Usage(fmt.Errorf("--auth=%s needs at least one user in %s: add one with `idpbuilder registry user add NAME --password-stdin`", policy, cfg.Registry.Htpasswd))

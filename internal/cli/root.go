@@ -112,6 +112,9 @@ func addSettingFlags(fs *pflag.FlagSet, names ...string) {
 			} else {
 				fs.String(s.Flag, s.Get(&defaults), usage)
 			}
+			if s.Hidden {
+				_ = fs.MarkHidden(s.Flag)
+			}
 		}
 	}
 }

@@ -48,11 +48,11 @@ func resolveSettings(stdio IO, cfg config.Config) registrySettings {
 	if cfg.Cluster.RegistryMode != "" {
 		st.Mode = cfg.Cluster.RegistryMode
 	}
-	if cfg.Cluster.RegistryTLS != "" {
-		st.TLS = cfg.Cluster.RegistryTLS == "true"
+	if cfg.IsSet("cluster.registryTLS") {
+		st.TLS = cfg.Cluster.RegistryTLS
 	}
-	if cfg.Cluster.RegistryAuth != "" {
-		st.Auth = cfg.Cluster.RegistryAuth
+	if cfg.IsSet("cluster.registryAuth") {
+		st.Auth = string(cfg.Cluster.RegistryAuth)
 	}
 	return st
 }
