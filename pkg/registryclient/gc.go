@@ -116,6 +116,16 @@ func (c *Client) adminClient(ctx context.Context) (*http.Client, string, error) 
 	}
 	tr, err := transport.NewWithContext(ctx, reg, auth, inner, nil)
 	if err != nil {
+		// A refused login surfaces here, at the token endpoint, before
+		// the call itself: report it like the call's own 401.
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
+			msg := "unauthorized"
+			if len(te.Errors) > 0 {
+				msg = te.Errors[0].Message
+			}
+			return nil, "", &APIError{StatusCode: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: msg}
+		}
 		return nil, "", fmt.Errorf("reach %s: %w", c.Registry, err)
 	}
 	return &http.Client{Transport: tr}, scheme + "://" + c.Registry, nil
