@@ -44,6 +44,20 @@ type Options struct {
 	// BodyIdleTimeout cuts request bodies that send nothing for this long
 	// (default DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
+	// MetricsAddr, if set, serves GET /metrics on this host:port too, over
+	// plain HTTP and without authentication (the registry's own port serves
+	// it under the registry's auth policy). Ignored when MetricsListener is set.
+	MetricsAddr string
+	// MetricsListener, if set, is used instead of listening on MetricsAddr
+	// (the registry closes it on Stop).
+	MetricsListener net.Listener
+
+	// For tests: noOps leaves out the metrics layer and the usage statistics
+	// (benchmarks measure their cost); statsQuiet shortens the statistics'
+	// debounce; disk moves the free-space thresholds of the "disk" check.
+	noOps      bool
+	statsQuiet time.Duration
+	disk       diskThresholds
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -59,6 +73,16 @@ type Registry struct {
 	srv     *http.Server
 	conns   *connTracker
 	served  chan error
+
+	// Operations: metrics, usage statistics and detailed health.
+	started   time.Time
+	metrics   *metrics     // nil with noOps
+	stats     *statsKeeper // nil with noOps
+	sources   opsSources
+	checksMu  sync.Mutex
+	checks    []healthCheck // added by features
+	metricsLn net.Listener
+	metricsSv *http.Server
 }
 
 // New returns a registry that is not yet listening.
@@ -71,6 +95,9 @@ func New(opts Options) *Registry {
 	}
 	if opts.UploadPurgeAge == 0 {
 		opts.UploadPurgeAge = 168 * time.Hour
+	}
+	if opts.disk == (diskThresholds{}) {
+		opts.disk = diskThresholds{warnBytes: defaultDiskWarnBytes, warnPercent: defaultDiskWarnPercent, minBytes: defaultDiskMinBytes}
 	}
 	return &Registry{opts: opts, log: opts.Logger}
 }
@@ -146,6 +173,12 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		return err
 	}
 	r.eng, r.refs = eng, refs
+	r.started = time.Now()
+	if !r.opts.noOps {
+		r.stats = newStatsKeeper(eng, r.log, r.opts.statsQuiet)
+		r.stats.start(ctx)
+		r.metrics = newMetrics(r.log, &r.sources, r.stats, r.stats.invalidate)
+	}
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
@@ -160,9 +193,12 @@ func (r *Registry) Handler() http.Handler {
 // Close releases what Open acquired; Stop calls it.
 func (r *Registry) Close() error {
 	r.mu.Lock()
-	eng := r.eng
-	r.eng, r.handler = nil, nil
+	eng, stats := r.eng, r.stats
+	r.eng, r.handler, r.stats, r.metrics = nil, nil, nil, nil
 	r.mu.Unlock()
+	if stats != nil {
+		stats.close()
+	}
 	if eng == nil {
 		return nil
 	}
@@ -185,10 +221,13 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 	}
 	lns := []net.Listener{ln}
+	var metricsLn net.Listener
 	defer func() {
 		if err != nil {
-			for _, l := range lns {
-				_ = l.Close()
+			for _, l := range append(lns, metricsLn) {
+				if l != nil {
+					_ = l.Close()
+				}
 			}
 		}
 	}()
@@ -199,9 +238,19 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 		lns = append(lns, extra)
 	}
+	if metricsLn = r.opts.MetricsListener; metricsLn == nil && r.opts.MetricsAddr != "" {
+		if metricsLn, err = Listen(ctx, r.opts.MetricsAddr); err != nil {
+			return err
+		}
+	}
 
 	if r.handler == nil {
 		if err := r.openLocked(ctx); err != nil {
+			return err
+		}
+	}
+	if metricsLn != nil {
+		if err := r.serveMetrics(metricsLn); err != nil {
 			return err
 		}
 	}
@@ -285,13 +334,18 @@ func (r *Registry) Done() <-chan error {
 // then it closes the remaining connections and reports that it had to.
 func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Lock()
-	srv, served, conns := r.srv, r.served, r.conns
-	r.srv = nil
+	srv, served, conns, msrv := r.srv, r.served, r.conns, r.metricsSv
+	r.srv, r.metricsSv = nil, nil
 	r.mu.Unlock()
 	if srv == nil {
 		return r.Close()
 	}
 	var errs []error
+	if msrv != nil {
+		if err := msrv.Shutdown(ctx); err != nil {
+			_ = msrv.Close()
+		}
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	go conns.closeUnused(sweepCtx)
 	err := srv.Shutdown(ctx)

@@ -24,9 +24,12 @@ const (
 	RouteBlob                       // /v2/<name>/blobs/<digest>
 	RouteUpload                     // /v2/<name>/blobs/uploads/[<id>]
 	RouteReferrers                  // /v2/<name>/referrers/<digest>
+	RouteMetrics                    // GET /metrics
+	RouteHealth                     // GET /health (detailed)
+	RouteStats                      // GET /api/v1/stats
 )
 
-var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers"}
+var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "metrics", "health", "stats"}
 
 func (k RouteKind) String() string {
 	if int(k) < len(routeNames) {
@@ -77,6 +80,12 @@ func parseRoute(path string) Route {
 		return Route{Kind: RouteLive}
 	case "/readyz":
 		return Route{Kind: RouteReady}
+	case "/metrics":
+		return Route{Kind: RouteMetrics}
+	case "/health":
+		return Route{Kind: RouteHealth}
+	case "/api/v1/stats":
+		return Route{Kind: RouteStats}
 	case "/v2", "/v2/":
 		return Route{Kind: RoutePing}
 	case "/v2/_catalog":
