@@ -57,8 +57,9 @@ type statsKeeper struct {
 	log             *slog.Logger
 	quiet, maxDelay time.Duration
 
-	snap atomic.Pointer[usage]
-	kick chan struct{}
+	snap  atomic.Pointer[usage]
+	kick  chan struct{}
+	walks atomic.Int64 // storage walks done, for tests
 
 	mu      sync.Mutex
 	wanted  uint64        // bumped by every write
@@ -145,6 +146,7 @@ func (s *statsKeeper) refresh(ctx context.Context) {
 	gen := s.wanted
 	s.mu.Unlock()
 	start := time.Now()
+	s.walks.Add(1)
 	u, err := s.walk(ctx)
 	if ctx.Err() != nil {
 		return // closing
@@ -226,6 +228,13 @@ func (s *statsKeeper) walk(ctx context.Context) (*usage, error) {
 		for _, hex := range revs {
 			d := digest.NewDigestFromEncoded(digest.Canonical, hex)
 			if d.Validate() != nil {
+				continue
+			}
+			// Deleting a manifest removes its revision's link, not the directory.
+			if ok, err := s.eng.linkExists(ctx, manifestRevisionLinkPath(repo, d)); err != nil || !ok {
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			refs, ok, err := s.manifestRefs(ctx, d)
