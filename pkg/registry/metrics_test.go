@@ -176,7 +176,9 @@ func TestMetricsCountExactlyThePushesMade(t *testing.T) {
 	}
 	after := s.scrape(t)
 
-	delta := func(name string, labels ...string) float64 { return after.value(name, labels...) - before.value(name, labels...) }
+	delta := func(name string, labels ...string) float64 {
+		return after.value(name, labels...) - before.value(name, labels...)
+	}
 	assert.Equal(t, float64(wantBlobs), delta("registry_storage_blob_upload_total"), "one upload per config and layer")
 	assert.Equal(t, float64(images), delta("registry_manifest_pushes_total"))
 	assert.Equal(t, float64(images), delta("registry_manifest_pulls_total"))

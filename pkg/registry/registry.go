@@ -175,7 +175,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	r.eng, r.refs = eng, refs
 	r.started = time.Now()
 	if !r.opts.noOps {
-		r.stats = newStatsKeeper(eng, r.log, r.opts.statsQuiet)
+		r.stats = newStatsKeeper(r.opts.DataDir, r.log, r.opts.statsQuiet)
 		r.stats.start(ctx)
 		r.metrics = newMetrics(r.log, &r.sources, r.stats, r.stats.invalidate)
 	}

@@ -4,15 +4,18 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -53,7 +56,7 @@ type manifestRefs map[digest.Digest]int64
 
 // statsKeeper keeps the usage statistics current.
 type statsKeeper struct {
-	eng             *engine
+	dataDir         string
 	log             *slog.Logger
 	quiet, maxDelay time.Duration
 
@@ -67,22 +70,23 @@ type statsKeeper struct {
 	updated chan struct{} // closed (and replaced) when a refresh ends
 	lastErr error
 
-	// refs caches parsed manifests by digest (content never changes);
-	// only the refresh loop touches it.
-	refs map[digest.Digest]manifestRefs
+	// Caches by digest (content never changes), kept for what the last walk
+	// saw; only the refresh loop touches them.
+	sizes map[digest.Digest]int64
+	refs  map[digest.Digest]manifestRefs
 
 	stop    context.CancelFunc
 	stopped chan struct{}
 }
 
-func newStatsKeeper(eng *engine, log *slog.Logger, quiet time.Duration) *statsKeeper {
+func newStatsKeeper(dataDir string, log *slog.Logger, quiet time.Duration) *statsKeeper {
 	if quiet <= 0 {
 		quiet = defaultStatsQuiet
 	}
 	return &statsKeeper{
-		eng: eng, log: log, quiet: quiet, maxDelay: max(defaultStatsMaxDelay, quiet),
+		dataDir: dataDir, log: log, quiet: quiet, maxDelay: max(defaultStatsMaxDelay, quiet),
 		kick: make(chan struct{}, 1), wanted: 1, updated: make(chan struct{}),
-		refs: map[digest.Digest]manifestRefs{}, stopped: make(chan struct{}),
+		sizes: map[digest.Digest]int64{}, refs: map[digest.Digest]manifestRefs{}, stopped: make(chan struct{}),
 	}
 }
 
@@ -196,88 +200,173 @@ func (s *statsKeeper) wait(ctx context.Context, fresh bool) error {
 	}
 }
 
-// walk computes the usage from storage. Content that disappears while it
-// walks (a concurrent delete or GC) is skipped, not an error.
+// walk computes the usage from storage. It reads the data dir directly
+// (the filesystem layout distribution writes, as the blob files layer does):
+// through the storage driver, every directory entry costs a stat and a
+// metrics observation, and the walk took five times as long. Content that
+// disappears while it walks (a concurrent delete or GC) is skipped.
 func (s *statsKeeper) walk(ctx context.Context) (*usage, error) {
 	u := &usage{at: time.Now()}
-	drv := s.eng.driver
-	err := drv.Walk(ctx, storageRoot+"/blobs", func(fi storagedriver.FileInfo) error {
-		if !fi.IsDir() && path.Base(fi.Path()) == "data" {
-			u.blobs++
-			u.uniqueBytes += fi.Size()
-		}
-		return nil
-	})
-	if err != nil && !isPathNotFound(err) {
+	root := filepath.Join(s.dataDir, filepath.FromSlash(storageRoot))
+	sizes := make(map[digest.Digest]int64, len(s.sizes))
+	if err := s.walkBlobs(ctx, filepath.Join(root, "blobs"), sizes, u); err != nil {
 		return nil, err
 	}
-
-	seen := make(map[digest.Digest]manifestRefs, len(s.refs))
-	err = s.eng.forEachRepository(ctx, func(repo string) error {
-		rs := registryapi.RepositoryStats{Name: repo}
-		tags, err := listNames(ctx, drv, repositoriesRoot+"/"+repo+"/_manifests/tags")
+	refs := make(map[digest.Digest]manifestRefs, len(s.refs))
+	err := walkRepositories(ctx, filepath.Join(root, "repositories"), "", func(repo, dir string) error {
+		rs, err := s.repository(ctx, repo, dir, refs)
 		if err != nil {
 			return err
-		}
-		rs.Tags = len(tags)
-		revs, err := listNames(ctx, drv, repositoriesRoot+"/"+repo+"/_manifests/revisions/"+string(digest.Canonical))
-		if err != nil {
-			return err
-		}
-		held := map[digest.Digest]int64{}
-		for _, hex := range revs {
-			d := digest.NewDigestFromEncoded(digest.Canonical, hex)
-			if d.Validate() != nil {
-				continue
-			}
-			// Deleting a manifest removes its revision's link, not the directory.
-			if ok, err := s.eng.linkExists(ctx, manifestRevisionLinkPath(repo, d)); err != nil || !ok {
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			refs, ok, err := s.manifestRefs(ctx, d)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-			seen[d] = refs
-			rs.Manifests++
-			for rd, size := range refs {
-				held[rd] = size
-			}
-		}
-		for _, size := range held {
-			rs.Bytes += size
 		}
 		u.repositories++
 		u.tags += rs.Tags
 		u.manifests += rs.Manifests
 		u.logicalBytes += rs.Bytes
 		u.repos = append(u.repos, rs)
-		return ctx.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.refs = seen // forget manifests no repository holds any more
+	// Forget what is gone; content never changes, so the rest stays valid.
+	s.sizes, s.refs = sizes, refs
 	slices.SortFunc(u.repos, func(a, b registryapi.RepositoryStats) int {
 		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Name, b.Name))
 	})
 	return u, nil
 }
 
+// walkBlobs counts the content store: blobs/<alg>/<2 hex>/<hex>/data. A
+// blob's size is read once; its directory's presence says it is still there
+// (distribution moves a finished upload into place, and deletes the
+// directory with the blob).
+func (s *statsKeeper) walkBlobs(ctx context.Context, dir string, sizes map[digest.Digest]int64, u *usage) error {
+	algs, err := readDirNames(dir)
+	if err != nil {
+		return err
+	}
+	for _, alg := range algs {
+		prefixes, err := readDirNames(filepath.Join(dir, alg))
+		if err != nil {
+			return err
+		}
+		for _, p := range prefixes {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			encs, err := readDirNames(filepath.Join(dir, alg, p))
+			if err != nil {
+				return err
+			}
+			for _, enc := range encs {
+				d := digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
+				size, ok := s.sizes[d]
+				if !ok {
+					fi, err := os.Stat(filepath.Join(dir, alg, p, enc, "data"))
+					if errors.Is(err, fs.ErrNotExist) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					size = fi.Size()
+				}
+				sizes[d] = size
+				u.blobs++
+				u.uniqueBytes += size
+			}
+		}
+	}
+	return nil
+}
+
+// walkRepositories calls fn for every repository under dir: a directory with
+// a _manifests directory, as distribution's catalog finds them.
+func walkRepositories(ctx context.Context, dir, name string, fn func(repo, dir string) error) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if e.Name() == "_manifests" && name != "" {
+			if err := fn(name, dir); err != nil {
+				return err
+			}
+			continue
+		}
+		if strings.HasPrefix(e.Name(), "_") {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := walkRepositories(ctx, filepath.Join(dir, e.Name()), path.Join(name, e.Name()), fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// repository counts one repository's tags and manifests and the bytes its
+// manifests reference.
+func (s *statsKeeper) repository(ctx context.Context, repo, dir string, seen map[digest.Digest]manifestRefs) (registryapi.RepositoryStats, error) {
+	rs := registryapi.RepositoryStats{Name: repo}
+	tags, err := readDirNames(filepath.Join(dir, "_manifests", "tags"))
+	if err != nil {
+		return rs, err
+	}
+	rs.Tags = len(tags)
+	revDir := filepath.Join(dir, "_manifests", "revisions", string(digest.Canonical))
+	revs, err := readDirNames(revDir)
+	if err != nil {
+		return rs, err
+	}
+	held := map[digest.Digest]int64{}
+	for _, enc := range revs {
+		d := digest.NewDigestFromEncoded(digest.Canonical, enc)
+		if d.Validate() != nil {
+			continue
+		}
+		// Deleting a manifest removes its revision's link, not the directory.
+		if _, err := os.Lstat(filepath.Join(revDir, enc, "link")); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return rs, err
+		}
+		refs, ok, err := s.manifestRefs(d)
+		if err != nil {
+			return rs, err
+		}
+		if !ok {
+			continue
+		}
+		seen[d] = refs
+		rs.Manifests++
+		for rd, size := range refs {
+			held[rd] = size
+		}
+	}
+	for _, size := range held {
+		rs.Bytes += size
+	}
+	return rs, ctx.Err()
+}
+
 // manifestRefs returns what manifest d references, parsed once; ok is false
 // when its content is gone.
-func (s *statsKeeper) manifestRefs(ctx context.Context, d digest.Digest) (manifestRefs, bool, error) {
+func (s *statsKeeper) manifestRefs(d digest.Digest) (manifestRefs, bool, error) {
 	if refs, ok := s.refs[d]; ok {
 		return refs, true, nil
 	}
-	payload, err := s.eng.driver.GetContent(ctx, blobDataPath(d))
-	if isPathNotFound(err) {
+	payload, err := os.ReadFile(filepath.Join(s.dataDir, filepath.FromSlash(blobDataPath(d))))
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
@@ -307,21 +396,21 @@ func (s *statsKeeper) manifestRefs(ctx context.Context, d digest.Digest) (manife
 	return refs, true, nil
 }
 
-// listNames lists the entries of a storage directory by name; a missing
-// directory has none.
-func listNames(ctx context.Context, drv storagedriver.StorageDriver, dir string) ([]string, error) {
-	paths, err := drv.List(ctx, dir)
-	if isPathNotFound(err) {
+// readDirNames lists a directory's entry names; a missing directory has none.
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, len(paths))
-	for i, p := range paths {
-		names[i] = path.Base(p)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	return names, nil
+	return names, err
 }
 
 // errStatsUnavailable is returned before the first successful refresh.

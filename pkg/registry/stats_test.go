@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -164,4 +165,43 @@ func TestStatsBeforeOpen(t *testing.T) {
 	r := New(Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	_, err := r.Stats(context.Background(), false)
 	assert.Error(t, err)
+}
+
+// BenchmarkStatsRefresh: one walk of the storage for the usage statistics
+// over 1,000 images (5,000 blobs: config, three layers and the manifest of
+// each), in 100 repositories. "cold" parses every manifest (the first walk
+// after a start); "warm" is every later walk, with manifests remembered.
+func BenchmarkStatsRefresh(b *testing.B) {
+	s := newOpsServer(b, Options{statsQuiet: time.Hour})
+	tr := &testRegistry{t: b, reg: s.reg, dir: s.reg.opts.DataDir}
+	for i := range 1000 {
+		repo := fmt.Sprintf("bench/repo%d", i%100)
+		var layers []v1.Descriptor
+		for range 3 {
+			l := randomBytes(b, 256)
+			layers = append(layers, v1.Descriptor{MediaType: v1.MediaTypeImageLayerGzip, Digest: tr.pushBlob(repo, l, digest.SHA256), Size: int64(len(l))})
+		}
+		cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","created":"%d"}`, i))
+		config := v1.Descriptor{MediaType: v1.MediaTypeImageConfig, Digest: tr.pushBlob(repo, cfg, digest.SHA256), Size: int64(len(cfg))}
+		rec := tr.putManifest(repo, fmt.Sprintf("v%d", i), imageManifest(config, layers...), v1.MediaTypeImageManifest)
+		require.Equal(b, http.StatusCreated, rec.Code, rec.Body.String())
+	}
+	// The loop's own walk must not run beside the measured ones.
+	s.reg.stats.close()
+	keeper := s.reg.stats
+	ctx := context.Background()
+	for _, cold := range []bool{true, false} {
+		name := map[bool]string{true: "cold", false: "warm"}[cold]
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if cold {
+					keeper.sizes, keeper.refs = map[digest.Digest]int64{}, map[digest.Digest]manifestRefs{}
+				}
+				u, err := keeper.walk(ctx)
+				if err != nil || u.blobs != 5000 || u.manifests != 1000 {
+					b.Fatalf("walk: %v, %d blobs, %d manifests", err, u.blobs, u.manifests)
+				}
+			}
+		})
+	}
 }
