@@ -86,6 +86,8 @@ type Registry struct {
 	// RateLimit is requests per second per client; RateBurst the bucket size.
 	RateLimit float64
 	RateBurst int
+	// MetricsAddr, if set, serves /metrics there too, without auth.
+	MetricsAddr string
 }
 
 // Default returns the built-in defaults. env looks up environment variables

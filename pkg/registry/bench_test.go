@@ -33,7 +33,7 @@ func startBenchRegistry(b *testing.B) *Registry {
 }
 
 // startBenchRegistryOps is startBenchRegistry with the metrics layer and the
-// usage statistics on or off, to measure what they cost.
+// usage statistics on or off (BenchmarkMetricsCost compares the two).
 func startBenchRegistryOps(b *testing.B, ops bool) *Registry {
 	b.Helper()
 	r := New(Options{Addr: "127.0.0.1:0", DataDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), RateLimit: RateLimit{Disabled: true}, noOps: !ops})
@@ -57,20 +57,10 @@ func randomImages(b *testing.B, n int, layerSize int64) []v1.Image {
 	return imgs
 }
 
-// opsVariants runs a benchmark with the metrics layer and usage statistics
-// off and on, one after the other: with -count N the two alternate N times,
-// so machine noise hits both alike.
-func opsVariants(b *testing.B, bench func(b *testing.B, r *Registry)) {
-	for _, on := range []bool{false, true} {
-		b.Run(fmt.Sprintf("metrics=%t", on), func(b *testing.B) { bench(b, startBenchRegistryOps(b, on)) })
-	}
-}
-
 // BenchmarkPushSmallImage: one small image (4 KiB layer + config + manifest) per op,
 // the push latency a developer feels for a tiny image.
-func BenchmarkPushSmallImage(b *testing.B) { opsVariants(b, benchPushSmallImage) }
-
-func benchPushSmallImage(b *testing.B, r *Registry) {
+func BenchmarkPushSmallImage(b *testing.B) {
+	r := startBenchRegistry(b)
 	imgs := randomImages(b, b.N, 4096)
 	b.ResetTimer()
 	for i := range b.N {
@@ -215,10 +205,9 @@ func BenchmarkBlobPull512MiB(b *testing.B) {
 
 // BenchmarkManifestGet16Clients: manifest GET latency with 16 concurrent clients.
 // Reports p50 and p99 in microseconds beside the usual ns/op (wall time / requests).
-func BenchmarkManifestGet16Clients(b *testing.B) { opsVariants(b, benchManifestGet16Clients) }
-
-func benchManifestGet16Clients(b *testing.B, r *Registry) {
+func BenchmarkManifestGet16Clients(b *testing.B) {
 	const clients = 16
+	r := startBenchRegistry(b)
 	img, err := random.Image(1024, 3)
 	if err != nil {
 		b.Fatal(err)

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -399,4 +402,129 @@ func TestGCAndQuotaFeedMetricsStatsAndHealth(t *testing.T) {
 	gc = check(t, s.reg.DetailedHealth(context.Background()), "gc")
 	assert.Equal(t, registryapi.Degraded, gc.Status)
 	assert.NotContains(t, gc.Message, "/secret/path", "GC errors go to the log, not to anonymous readers")
+}
+
+// BenchmarkMetricsCost measures what the metrics layer and the usage
+// statistics cost on BenchmarkPushSmallImage's and
+// BenchmarkManifestGet16Clients's work. Two registries run side by side, one
+// without (off) and one with (on), and every op does the same request to each
+// in turn, so the machine's noise falls on both alike. It reports each
+// side's mean (and for GETs, p50 and p99) and on/off as a ratio.
+func BenchmarkMetricsCost(b *testing.B) {
+	b.Run("push-small", func(b *testing.B) {
+		off, on := startBenchRegistryOps(b, false), startBenchRegistryOps(b, true)
+		imgs := randomImages(b, 2*b.N, 4096)
+		var tOff, tOn time.Duration
+		b.ResetTimer()
+		for i := range b.N {
+			for j, r := range []*Registry{off, on} {
+				t0 := time.Now()
+				if err := remote.Write(ref(b, r, fmt.Sprintf("bench/small:v%d", i)), imgs[2*i+j]); err != nil {
+					b.Fatal(err)
+				}
+				if j == 0 {
+					tOff += time.Since(t0)
+				} else {
+					tOn += time.Since(t0)
+				}
+			}
+		}
+		b.ReportMetric(float64(tOff.Microseconds())/float64(b.N), "off-µs/push")
+		b.ReportMetric(float64(tOn.Microseconds())/float64(b.N), "on-µs/push")
+		b.ReportMetric(float64(tOn)/float64(tOff), "on/off")
+	})
+	b.Run("manifest-get-16", func(b *testing.B) {
+		const clients = 16
+		regs := []*Registry{startBenchRegistryOps(b, false), startBenchRegistryOps(b, true)}
+		img, err := random.Image(1024, 3)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var urls []string
+		for _, r := range regs {
+			if err := remote.Write(ref(b, r, "bench/manifest:v1"), img); err != nil {
+				b.Fatal(err)
+			}
+			urls = append(urls, "http://"+r.Addr()+"/v2/bench/manifest/manifests/v1")
+		}
+		tr := &http.Transport{MaxIdleConnsPerHost: clients}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr}
+		var mu sync.Mutex
+		lat := [2][]time.Duration{}
+		b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			var mine [2][]time.Duration
+			for pb.Next() {
+				for j, url := range urls {
+					req, _ := http.NewRequest(http.MethodGet, url, nil)
+					req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+					t0 := time.Now()
+					resp, err := c.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					mine[j] = append(mine[j], time.Since(t0))
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("GET manifest: %s", resp.Status)
+						return
+					}
+				}
+			}
+			mu.Lock()
+			for j := range mine {
+				lat[j] = append(lat[j], mine[j]...)
+			}
+			mu.Unlock()
+		})
+		b.StopTimer()
+		var mean [2]float64
+		for j, name := range []string{"off", "on"} {
+			l := lat[j]
+			if len(l) == 0 {
+				return
+			}
+			slices.Sort(l)
+			var sum time.Duration
+			for _, d := range l {
+				sum += d
+			}
+			mean[j] = float64(sum.Microseconds()) / float64(len(l))
+			b.ReportMetric(mean[j], name+"-µs/get")
+			b.ReportMetric(float64(l[len(l)/2].Microseconds()), name+"-p50-µs")
+			b.ReportMetric(float64(l[len(l)*99/100].Microseconds()), name+"-p99-µs")
+		}
+		b.ReportMetric(mean[1]/mean[0], "on/off")
+	})
+	// The layer alone, in process: what a request pays for being measured.
+	b.Run("layer", func(b *testing.B) {
+		m := newMetrics(slog.New(slog.DiscardHandler), &opsSources{}, newStatsKeeper(b.TempDir(), slog.New(slog.DiscardHandler), 0), nil)
+		h := withRequestInfo(m.layer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("{}"))
+		})))
+		bare := withRequestInfo(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("{}"))
+		}))
+		for _, tc := range []struct {
+			name string
+			h    http.Handler
+		}{{"off", bare}, {"on", h}} {
+			b.Run(tc.name, func(b *testing.B) {
+				w := httptest.NewRecorder()
+				b.ReportAllocs()
+				for b.Loop() {
+					req := httptest.NewRequest(http.MethodGet, "/v2/bench/manifest/manifests/v1", strings.NewReader("x"))
+					tc.h.ServeHTTP(w, req)
+				}
+			})
+		}
+	})
 }

@@ -221,7 +221,7 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 	}
 	lns := []net.Listener{ln}
-	var metricsLn net.Listener
+	metricsLn := r.opts.MetricsListener
 	defer func() {
 		if err != nil {
 			for _, l := range append(lns, metricsLn) {
@@ -238,7 +238,7 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 		lns = append(lns, extra)
 	}
-	if metricsLn = r.opts.MetricsListener; metricsLn == nil && r.opts.MetricsAddr != "" {
+	if metricsLn == nil && r.opts.MetricsAddr != "" {
 		if metricsLn, err = Listen(ctx, r.opts.MetricsAddr); err != nil {
 			return err
 		}
