@@ -367,3 +367,52 @@ func TestPhase3_StatsAndHealthWithAuth(t *testing.T) {
 	assert.Regexp(t, `Tags:\s+1\n`, table)
 	assert.Contains(t, table, "LARGEST REPOSITORIES")
 }
+
+// TestPhase3_ClusterStatsAndStatus: against the registry `idpbuilder create`
+// runs for a Kind cluster, found through the cluster's name as `registry
+// status` finds it, `registry stats` counts a push exactly and `registry
+// status` shows the health checks.
+func TestPhase3_ClusterStatsAndStatus(t *testing.T) {
+	h := newKindHarness(t, "idpb-ops")
+	h.mustRun("create")
+	stats := func() registryapi.Stats {
+		t.Helper()
+		var st registryapi.Stats
+		out := h.mustRun("registry", "stats", "-o", "json")
+		require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+		return st
+	}
+	before := stats()
+
+	img, err := random.Image(32<<10, 2)
+	require.NoError(t, err)
+	dst, err := name.ParseReference(fmt.Sprintf("localhost:%d/ops/app:v1", h.port), name.Insecure)
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(dst, img))
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	raw, err := img.RawManifest()
+	require.NoError(t, err)
+	size := m.Config.Size + m.Layers[0].Size + m.Layers[1].Size + int64(len(raw))
+
+	after := stats()
+	assert.Equal(t, before.Repositories+1, after.Repositories)
+	assert.Equal(t, before.Tags+1, after.Tags)
+	assert.Equal(t, before.Pushes+1, after.Pushes)
+	assert.Equal(t, before.Blobs+4, after.Blobs)
+	assert.Equal(t, before.UniqueBytes+size, after.UniqueBytes)
+	assert.Contains(t, h.mustRun("registry", "stats"), "ops/app")
+
+	out := h.mustRun("registry", "status")
+	t.Logf("registry status:\n%s", out)
+	assert.Regexp(t, `Checks:\s+healthy`, out)
+	assert.Contains(t, out, "✓ storage: the data directory is writable")
+	assert.Contains(t, out, "✓ disk: ")
+	var st struct {
+		Checks registryapi.Health `json:"checks"`
+	}
+	raw2 := h.mustRun("registry", "status", "-o", "json")
+	require.NoError(t, json.Unmarshal([]byte(raw2), &st), raw2)
+	assert.Equal(t, registryapi.Healthy, st.Checks.Status)
+	assert.NotEmpty(t, st.Checks.Checks)
+}
