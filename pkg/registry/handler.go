@@ -106,6 +106,7 @@ func (r *Registry) withOps(next http.Handler) http.Handler {
 	if r.metrics != nil {
 		metricsHandler = r.metrics.handler()
 	}
+	statsOn := r.stats != nil
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch routeOf(req).Kind {
 		case RouteMetrics:
@@ -115,7 +116,7 @@ func (r *Registry) withOps(next http.Handler) http.Handler {
 			}
 			metricsHandler.ServeHTTP(w, req)
 		case RouteStats:
-			if r.stats == nil {
+			if !statsOn {
 				writeOCIError(w, http.StatusNotFound, codeUnsupported, "statistics are turned off in this registry")
 				return
 			}

@@ -68,7 +68,6 @@ type statsKeeper struct {
 	wanted  uint64        // bumped by every write
 	done    uint64        // the value of wanted the last refresh started from
 	updated chan struct{} // closed (and replaced) when a refresh ends
-	lastErr error
 
 	// Caches by digest (content never changes), kept for what the last walk
 	// saw; only the refresh loop touches them.
@@ -121,10 +120,15 @@ func (s *statsKeeper) run(ctx context.Context) {
 	defer quiet.Stop()
 	defer deadline.Stop()
 	for {
-		s.refresh(ctx)
+		var retry <-chan time.Time
+		if !s.refresh(ctx) {
+			retry = time.After(s.maxDelay) // a failed walk is retried without waiting for a write
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry:
+			continue
 		case <-s.kick:
 		}
 		quiet.Reset(s.quiet)
@@ -145,7 +149,8 @@ func (s *statsKeeper) run(ctx context.Context) {
 	}
 }
 
-func (s *statsKeeper) refresh(ctx context.Context) {
+// refresh walks the storage once; false when the walk failed.
+func (s *statsKeeper) refresh(ctx context.Context) bool {
 	s.mu.Lock()
 	gen := s.wanted
 	s.mu.Unlock()
@@ -153,7 +158,7 @@ func (s *statsKeeper) refresh(ctx context.Context) {
 	s.walks.Add(1)
 	u, err := s.walk(ctx)
 	if ctx.Err() != nil {
-		return // closing
+		return true // closing
 	}
 	if err != nil {
 		s.log.Warn("usage statistics: walking the storage failed; keeping the previous numbers", "err", err)
@@ -162,10 +167,11 @@ func (s *statsKeeper) refresh(ctx context.Context) {
 		s.log.Debug("usage statistics refreshed", "duration", time.Since(start), "repositories", u.repositories, "blobs", u.blobs)
 	}
 	s.mu.Lock()
-	s.done, s.lastErr = gen, err
+	s.done = gen // a failed walk ends the wait too: the answer is the last numbers
 	close(s.updated)
 	s.updated = make(chan struct{})
 	s.mu.Unlock()
+	return err == nil
 }
 
 // current is the last computed usage, nil before the first refresh.
@@ -421,7 +427,7 @@ var errStatsUnavailable = errors.New("usage statistics are not available yet")
 // write that was answered before the call.
 func (r *Registry) Stats(ctx context.Context, fresh bool) (registryapi.Stats, error) {
 	r.mu.Lock()
-	keeper, m := r.stats, r.metrics
+	keeper, m, started := r.stats, r.metrics, r.started
 	r.mu.Unlock()
 	if keeper == nil {
 		return registryapi.Stats{}, errors.New("the registry is not open")
@@ -435,7 +441,7 @@ func (r *Registry) Stats(ctx context.Context, fresh bool) (registryapi.Stats, er
 		return registryapi.Stats{}, errStatsUnavailable
 	}
 	st := registryapi.Stats{
-		StartedAt: r.started, UpdatedAt: u.at, Pending: keeper.pending(),
+		StartedAt: started, UpdatedAt: u.at, Pending: keeper.pending(),
 		Repositories: u.repositories, Tags: u.tags, Manifests: u.manifests, Blobs: u.blobs,
 		UniqueBytes: u.uniqueBytes, LogicalBytes: u.logicalBytes,
 		Largest: slices.Clone(u.repos[:min(len(u.repos), largestRepositories)]),

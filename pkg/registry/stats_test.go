@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -204,4 +206,24 @@ func BenchmarkStatsRefresh(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestStatsUnavailableUntilTheStorageCanBeRead(t *testing.T) {
+	dir := t.TempDir()
+	// A file where the content store's directory belongs: the walk fails.
+	blobs := filepath.Join(dir, "docker", "registry", "v2", "blobs")
+	require.NoError(t, os.MkdirAll(filepath.Dir(blobs), 0o755))
+	require.NoError(t, os.WriteFile(blobs, []byte("x"), 0o600))
+	s := newOpsServer(t, Options{DataDir: dir})
+
+	resp, body := s.get(t, "/api/v1/stats?fresh=true", "", "")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Contains(t, string(body), "being computed")
+	assert.NotContains(t, string(body), dir, "no machine path for the client")
+
+	require.NoError(t, os.Remove(blobs))
+	s.reg.stats.invalidate() // what the next write does
+	st := s.fetchStats(t)
+	assert.Zero(t, st.Blobs)
 }
