@@ -40,7 +40,7 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	ls = append(ls, layer{"detailed health", r.withDetailedHealth}) // anyone may ask, as for the probes
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
 		r.login = newLoginGate(a.Verifier, nil)
-		ls = append(ls, layer{"auth", func(h http.Handler) http.Handler { return withAuth(h, *a, r.login) }})
+		ls = append(ls, layer{"auth", newAuthorizer(*a, r.login, r.tokens).wrap}) // and the token endpoint
 	}
 	ls = append(ls,
 		layer{"operations", r.withOps}, // after auth: under --auth=all, metrics and stats need a user

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -270,13 +271,30 @@ func TestOpsEndpointsFollowTheAuthPolicy(t *testing.T) {
 				resp, body := s.get(t, path, "", "")
 				assert.Equal(t, tc.anonymous, resp.StatusCode, "anonymous %s: %s", path, body)
 				if tc.anonymous == http.StatusUnauthorized {
-					assert.Contains(t, resp.Header.Get("WWW-Authenticate"), "Basic")
+					assert.Contains(t, resp.Header.Get("WWW-Authenticate"), "realm=")
 				}
 				resp, body = s.get(t, path, "alice", testPassword)
 				assert.Equal(t, http.StatusOK, resp.StatusCode, "alice %s: %s", path, body)
 				if tc.policy != auth.PolicyNone {
 					resp, _ = s.get(t, path, "alice", "wrong")
 					assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a wrong password is refused on %s", path)
+				}
+			}
+			if tc.policy != auth.PolicyNone {
+				// A user's token (what Docker and containerd send) will do,
+				// whatever its scopes.
+				resp, body := s.get(t, tokenPath+"?service="+auth.TokenService+"&scope=repository:some/repo:pull", "alice", testPassword)
+				require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+				var tok tokenResponse
+				require.NoError(t, json.Unmarshal(body, &tok))
+				for _, path := range []string{"/metrics", "/api/v1/stats"} {
+					req, err := http.NewRequest(http.MethodGet, s.srv.URL+path, nil)
+					require.NoError(t, err)
+					req.Header.Set("Authorization", "Bearer "+tok.Token)
+					resp, err := s.srv.Client().Do(req)
+					require.NoError(t, err)
+					resp.Body.Close()
+					assert.Equal(t, http.StatusOK, resp.StatusCode, "alice's token on %s", path)
 				}
 			}
 			// Detailed health is for anyone, like the probes.

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
 )
 
 // Options configure a Registry.
@@ -67,7 +69,8 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
-	login   *loginGate // nil without auth
+	login   *loginGate        // nil without auth
+	tokens  *auth.TokenSigner // keyed from the data dir's secret
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server
@@ -173,6 +176,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		return err
 	}
 	r.eng, r.refs = eng, refs
+	r.tokens = auth.NewTokenSigner([]byte(secret))
 	r.started = time.Now()
 	if !r.opts.noOps {
 		r.stats = newStatsKeeper(r.opts.DataDir, r.log, r.opts.statsQuiet)

@@ -24,12 +24,13 @@ const (
 	RouteBlob                       // /v2/<name>/blobs/<digest>
 	RouteUpload                     // /v2/<name>/blobs/uploads/[<id>]
 	RouteReferrers                  // /v2/<name>/referrers/<digest>
+	RouteToken                      // /auth/token, the token endpoint
 	RouteMetrics                    // GET /metrics
 	RouteHealth                     // GET /health (detailed)
 	RouteStats                      // GET /api/v1/stats
 )
 
-var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "metrics", "health", "stats"}
+var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token", "metrics", "health", "stats"}
 
 func (k RouteKind) String() string {
 	if int(k) < len(routeNames) {
@@ -90,6 +91,8 @@ func parseRoute(path string) Route {
 		return Route{Kind: RoutePing}
 	case "/v2/_catalog":
 		return Route{Kind: RouteCatalog}
+	case tokenPath:
+		return Route{Kind: RouteToken}
 	}
 	rest, ok := strings.CutPrefix(path, "/v2/")
 	if !ok {

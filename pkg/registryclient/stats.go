@@ -3,6 +3,7 @@ package registryclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,8 +79,19 @@ func (c *Client) getJSON(ctx context.Context, path string, v any, accept ...int)
 	if a == nil {
 		a = authn.Anonymous
 	}
+	endpoint, _, _ := strings.Cut(path, "?")
+	// Any valid login will do for these endpoints: the scope is what a
+	// token for the catalog would ask.
 	tr, err := transport.NewWithContext(ctx, reg, a, base, []string{"registry:catalog:*"})
 	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
+			e := &APIError{Registry: c.Registry, Path: endpoint, StatusCode: te.StatusCode}
+			if len(te.Errors) > 0 {
+				e.Code, e.Message = string(te.Errors[0].Code), te.Errors[0].Message
+			}
+			return te.StatusCode, e
+		}
 		return 0, fmt.Errorf("reach registry %s: %w", c.Registry, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, reg.Scheme()+"://"+reg.RegistryStr()+path, nil)
@@ -96,7 +108,6 @@ func (c *Client) getJSON(ctx context.Context, path string, v any, accept ...int)
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("read %s%s: %w", c.Registry, path, err)
 	}
-	endpoint, _, _ := strings.Cut(path, "?")
 	ok := false
 	for _, code := range accept {
 		ok = ok || resp.StatusCode == code
