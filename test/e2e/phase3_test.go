@@ -373,7 +373,8 @@ func TestPhase3_StatsAndHealthWithAuth(t *testing.T) {
 // status` finds it, `registry stats` counts a push exactly and `registry
 // status` shows the health checks.
 func TestPhase3_ClusterStatsAndStatus(t *testing.T) {
-	h := newKindHarness(t, "idpb-ops")
+	// Statistics and health do not touch containerd: one node image is enough.
+	h := newKindHarness(t, "idpb-ops", nodeImages()[0])
 	h.mustRun("create")
 	stats := func() registryapi.Stats {
 		t.Helper()
