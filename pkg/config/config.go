@@ -96,6 +96,8 @@ type Registry struct {
 	GCGrace time.Duration
 	// GCUntagged makes the periodic runs delete untagged images too.
 	GCUntagged bool
+	// MetricsAddr, if set, serves /metrics there too, without auth.
+	MetricsAddr string
 }
 
 // Default returns the built-in defaults. env looks up environment variables

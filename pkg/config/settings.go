@@ -200,6 +200,20 @@ func Settings() []Setting {
 			get: func(c *Config) string { return strconv.Itoa(c.Registry.RateBurst) },
 		},
 		{
+			Key: "registry.metricsAddr", Flag: "metrics-addr", Usage: "also serve /metrics on this host:port, over plain HTTP and without auth (default: only on the registry's own address)",
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v != "" {
+					if err := validateAddr(v); err != nil {
+						return err
+					}
+				}
+				c.Registry.MetricsAddr = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.MetricsAddr },
+		},
+		{
 			Key: "registry.shutdownTimeout", Flag: "shutdown-timeout", Usage: "how long in-flight requests may finish after SIGINT/SIGTERM",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.ShutdownTimeout }),
 			get: func(c *Config) string { return c.Registry.ShutdownTimeout.String() },
