@@ -45,7 +45,6 @@ func TestRegistryGCUsageErrors(t *testing.T) {
 	}
 }
 
-
 // uploadBlob uploads a blob no manifest names to base (scheme://host:port)
 // with client, as user:pass when given.
 func uploadBlob(t *testing.T, client *http.Client, base string, content []byte, user, pass string) digest.Digest {
