@@ -14,6 +14,7 @@ func newRegistryCommand(stdio IO) *cobra.Command {
 	cmd.AddCommand(newRegistryServeCommand(stdio), newRegistryStatusCommand(stdio), newRegistryListCommand(stdio),
 		newRegistryStartCommand(stdio), newRegistryStopCommand(stdio), newRegistryPushCommand(stdio),
 		newRegistryUserCommand(stdio), newRegistryCertCommand(stdio), newRegistryLoginCommand(stdio), newRegistryTrustCommand(stdio),
-		newRegistryGCCommand(stdio))
+		newRegistryGCCommand(stdio),
+		newRegistryStatsCommand(stdio))
 	return cmd
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -46,16 +45,6 @@ func TestRegistryGCUsageErrors(t *testing.T) {
 	}
 }
 
-// startRegistry runs a registry in this process; it returns its address.
-func startTestRegistry(t *testing.T, opts registry.Options) string {
-	t.Helper()
-	opts.Addr, opts.DataDir, opts.Logger = "127.0.0.1:0", t.TempDir(), slog.New(slog.DiscardHandler)
-	r := registry.New(opts)
-	require.NoError(t, r.Start(context.Background()))
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	return r.Addr()
-}
-
 // uploadBlob uploads a blob no manifest names to base (scheme://host:port)
 // with client, as user:pass when given.
 func uploadBlob(t *testing.T, client *http.Client, base string, content []byte, user, pass string) digest.Digest {
@@ -84,7 +73,7 @@ func uploadBlob(t *testing.T, client *http.Client, base string, content []byte, 
 }
 
 func TestRegistryGCAgainstARunningRegistry(t *testing.T) {
-	addr := startTestRegistry(t, registry.Options{})
+	addr := startTestRegistry(t, registry.Options{}).Addr()
 	d := uploadBlob(t, http.DefaultClient, "http://"+addr, []byte("nobody needs this"), "", "")
 
 	code, out, errOut := run(t, context.Background(), nil, "registry", "gc", "--registry-addr", addr, "--grace", "0s", "--dry-run")
@@ -127,7 +116,7 @@ func TestRegistryGCNeedsALogin(t *testing.T) {
 	h := auth.Htpasswd{Path: filepath.Join(t.TempDir(), "htpasswd")}
 	require.NoError(t, h.Set("alice", "correct horse battery"))
 	addr := startTestRegistry(t, registry.Options{GetCertificate: m.GetCertificate,
-		Auth: &registry.AuthOptions{Policy: auth.PolicyPush, Verifier: auth.NewVerifier(h)}})
+		Auth: &registry.AuthOptions{Policy: auth.PolicyPush, Verifier: auth.NewVerifier(h)}}).Addr()
 	pem, err := m.CAPEM()
 	require.NoError(t, err)
 	pool := x509.NewCertPool()

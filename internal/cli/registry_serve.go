@@ -40,7 +40,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
 		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
-		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "cert-check-interval")
+		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr", "cert-check-interval")
 	return cmd
 }
 
@@ -83,13 +83,27 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 		return Usage(err)
 	}
 	opts.Listener = ln
+	closeListeners := func() { _ = ln.Close() }
+	if cfg.Registry.MetricsAddr != "" {
+		mln, err := registry.Listen(ctx, cfg.Registry.MetricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			var le *registry.ListenError
+			if errors.As(err, &le) && le.InUse {
+				return Usage(fmt.Errorf("metrics address %s is already in use: stop the process using it or choose another (--metrics-addr)", le.Addr))
+			}
+			return Usage(fmt.Errorf("metrics address (--metrics-addr): %w", err))
+		}
+		opts.MetricsListener = mln
+		closeListeners = func() { _ = ln.Close(); _ = mln.Close() }
+	}
 	caHint := ""
 	var components []component.Component
 	if cfg.Registry.TLS {
 		interval := cfg.Registry.CertCheckInterval
 		var renewer *certs.Renewer
 		if renewer, caHint, err = tlsOptions(cfg, &opts, interval, logger); err != nil {
-			_ = ln.Close()
+			closeListeners()
 			return err
 		}
 		if renewer != nil {
@@ -106,7 +120,7 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	group := component.NewGroup(components...)
 	if err := group.Start(ctx); err != nil {
-		_ = ln.Close()
+		closeListeners()
 		var dde *registry.DataDirError
 		if errors.As(err, &dde) {
 			return Usage(err)
@@ -122,6 +136,9 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	fmt.Fprintf(stdio.Out, "Push an image: docker tag IMAGE %s/IMAGE && docker push %s/IMAGE\n", pushHost(addr), pushHost(addr))
 	if caHint != "" {
 		fmt.Fprintln(stdio.Out, caHint)
+	}
+	if m := reg.MetricsAddr(); m != "" {
+		fmt.Fprintf(stdio.Out, "Metrics on http://%s/metrics (plain HTTP, no login: anyone who reaches that address can read them)\n", m)
 	}
 
 	var serveErr error

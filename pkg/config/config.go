@@ -114,6 +114,8 @@ type Registry struct {
 	GCUntagged bool
 	// CertCheckInterval is how often the generated certificate is checked for renewal.
 	CertCheckInterval time.Duration
+	// MetricsAddr, if set, serves /metrics there too, without auth.
+	MetricsAddr string
 }
 
 // Default returns the built-in defaults. env looks up environment variables

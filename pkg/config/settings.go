@@ -27,8 +27,8 @@ type Setting struct {
 	// Hidden settings are left out of help: knobs for tests and for the
 	// programs that start `registry serve` themselves.
 	Hidden bool
-	set  func(c *Config, v string) error
-	get  func(c *Config) string
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
 }
 
 // Env is the environment variable for the setting: IDPBUILDER_ and the flag name
@@ -202,6 +202,20 @@ func Settings() []Setting {
 				return nil
 			},
 			get: func(c *Config) string { return strconv.Itoa(c.Registry.RateBurst) },
+		},
+		{
+			Key: "registry.metricsAddr", Flag: "metrics-addr", Usage: "also serve /metrics on this host:port, over plain HTTP and without auth (default: only on the registry's own address)",
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v != "" {
+					if err := validateAddr(v); err != nil {
+						return err
+					}
+				}
+				c.Registry.MetricsAddr = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.MetricsAddr },
 		},
 		{
 			Key: "registry.shutdownTimeout", Flag: "shutdown-timeout", Usage: "how long in-flight requests may finish after SIGINT/SIGTERM",

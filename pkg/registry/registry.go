@@ -55,6 +55,20 @@ type Options struct {
 	// give their own: younger content is never deleted (default
 	// registryapi.DefaultGCGrace).
 	GCGrace time.Duration
+	// MetricsAddr, if set, serves GET /metrics on this host:port too, over
+	// plain HTTP and without authentication (the registry's own port serves
+	// it under the registry's auth policy). Ignored when MetricsListener is set.
+	MetricsAddr string
+	// MetricsListener, if set, is used instead of listening on MetricsAddr
+	// (the registry closes it on Stop).
+	MetricsListener net.Listener
+
+	// For tests: noOps leaves out the metrics layer and the usage statistics
+	// (benchmarks measure their cost); statsQuiet shortens the statistics'
+	// debounce; disk moves the free-space thresholds of the "disk" check.
+	noOps      bool
+	statsQuiet time.Duration
+	disk       diskThresholds
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -77,6 +91,15 @@ type Registry struct {
 	served  chan error
 
 	gcHistory gcHistory // last run and listeners, kept across Close and Open
+	// Operations: metrics, usage statistics and detailed health.
+	started   time.Time
+	metrics   *metrics     // nil with noOps
+	stats     *statsKeeper // nil with noOps
+	sources   opsSources
+	checksMu  sync.Mutex
+	checks    []healthCheck // added by features
+	metricsLn net.Listener
+	metricsSv *http.Server
 }
 
 // New returns a registry that is not yet listening.
@@ -93,7 +116,12 @@ func New(opts Options) *Registry {
 	if opts.GCGrace <= 0 {
 		opts.GCGrace = registryapi.DefaultGCGrace
 	}
-	return &Registry{opts: opts, log: opts.Logger}
+	if opts.disk == (diskThresholds{}) {
+		opts.disk = diskThresholds{warnBytes: defaultDiskWarnBytes, warnPercent: defaultDiskWarnPercent, minBytes: defaultDiskMinBytes}
+	}
+	r := &Registry{opts: opts, log: opts.Logger}
+	r.wireOps()
+	return r
 }
 
 // Name implements component.Component.
@@ -176,6 +204,12 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	if r.quota != nil {
 		r.gc.afterRun = r.quota.reload
 	}
+	r.started = time.Now()
+	if !r.opts.noOps {
+		r.stats = newStatsKeeper(r.opts.DataDir, r.log, r.opts.statsQuiet)
+		r.stats.start(ctx)
+		r.metrics = newMetrics(r.log, &r.sources, r.stats, r.stats.invalidate)
+	}
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
@@ -190,9 +224,12 @@ func (r *Registry) Handler() http.Handler {
 // Close releases what Open acquired; Stop calls it.
 func (r *Registry) Close() error {
 	r.mu.Lock()
-	eng := r.eng
-	r.eng, r.handler, r.gc = nil, nil, nil
+	eng, stats := r.eng, r.stats
+	r.eng, r.handler, r.gc, r.stats, r.metrics = nil, nil, nil, nil, nil
 	r.mu.Unlock()
+	if stats != nil {
+		stats.close()
+	}
 	if eng == nil {
 		return nil
 	}
@@ -215,10 +252,13 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 	}
 	lns := []net.Listener{ln}
+	metricsLn := r.opts.MetricsListener
 	defer func() {
 		if err != nil {
-			for _, l := range lns {
-				_ = l.Close()
+			for _, l := range append(lns, metricsLn) {
+				if l != nil {
+					_ = l.Close()
+				}
 			}
 		}
 	}()
@@ -229,9 +269,19 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 		lns = append(lns, extra)
 	}
+	if metricsLn == nil && r.opts.MetricsAddr != "" {
+		if metricsLn, err = Listen(ctx, r.opts.MetricsAddr); err != nil {
+			return err
+		}
+	}
 
 	if r.handler == nil {
 		if err := r.openLocked(ctx); err != nil {
+			return err
+		}
+	}
+	if metricsLn != nil {
+		if err := r.serveMetrics(metricsLn); err != nil {
 			return err
 		}
 	}
@@ -315,13 +365,18 @@ func (r *Registry) Done() <-chan error {
 // then it closes the remaining connections and reports that it had to.
 func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Lock()
-	srv, served, conns := r.srv, r.served, r.conns
-	r.srv = nil
+	srv, served, conns, msrv := r.srv, r.served, r.conns, r.metricsSv
+	r.srv, r.metricsSv = nil, nil
 	r.mu.Unlock()
 	if srv == nil {
 		return r.Close()
 	}
 	var errs []error
+	if msrv != nil {
+		if err := msrv.Shutdown(ctx); err != nil {
+			_ = msrv.Close()
+		}
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	go conns.closeUnused(sweepCtx)
 	err := srv.Shutdown(ctx)

@@ -28,9 +28,12 @@ const (
 	RouteReferrers                  // /v2/<name>/referrers/<digest>
 	RouteToken                      // /auth/token, the token endpoint
 	RouteGC                         // /api/v1/gc
+	RouteMetrics                    // GET /metrics
+	RouteHealth                     // GET /health (detailed)
+	RouteStats                      // GET /api/v1/stats
 )
 
-var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token", "gc"}
+var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token", "gc", "metrics", "health", "stats"}
 
 func (k RouteKind) String() string {
 	if int(k) < len(routeNames) {
@@ -81,6 +84,12 @@ func parseRoute(path string) Route {
 		return Route{Kind: RouteLive}
 	case "/readyz":
 		return Route{Kind: RouteReady}
+	case "/metrics":
+		return Route{Kind: RouteMetrics}
+	case "/health":
+		return Route{Kind: RouteHealth}
+	case "/api/v1/stats":
+		return Route{Kind: RouteStats}
 	case "/v2", "/v2/":
 		return Route{Kind: RoutePing}
 	case "/v2/_catalog":

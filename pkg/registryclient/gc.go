@@ -16,23 +16,6 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
-// APIError is an error answer of the registry's admin API.
-type APIError struct {
-	StatusCode int
-	Code       string
-	Message    string
-}
-
-func (e *APIError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("registry answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	}
-	return e.Message
-}
-
-// Unauthorized reports whether the registry wants a logged-in user.
-func (e *APIError) Unauthorized() bool { return e.StatusCode == http.StatusUnauthorized }
-
 // GCFailedError is a garbage collection run that stopped; Result says what
 // it deleted before it did.
 type GCFailedError struct {
@@ -78,12 +61,12 @@ func (c *Client) GC(ctx context.Context, req registryapi.GCRequest) (*registryap
 			return &res, nil
 		}
 	}
-	return nil, apiError(resp.StatusCode, b)
+	return nil, c.apiError(registryapi.GCPath, resp.StatusCode, b)
 }
 
 // apiError reads an OCI error body ({"errors":[{"code","message"}]}).
-func apiError(status int, body []byte) *APIError {
-	e := &APIError{StatusCode: status}
+func (c *Client) apiError(path string, status int, body []byte) *APIError {
+	e := &APIError{Registry: c.Registry, Path: path, StatusCode: status}
 	var doc struct {
 		Errors []struct{ Code, Message string }
 	}
@@ -116,6 +99,16 @@ func (c *Client) adminClient(ctx context.Context) (*http.Client, string, error) 
 	}
 	tr, err := transport.NewWithContext(ctx, reg, auth, inner, nil)
 	if err != nil {
+		// A refused login surfaces here, at the token endpoint, before
+		// the call itself: report it like the call's own 401.
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
+			msg := "unauthorized"
+			if len(te.Errors) > 0 {
+				msg = te.Errors[0].Message
+			}
+			return nil, "", &APIError{Registry: c.Registry, Path: registryapi.GCPath, StatusCode: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: msg}
+		}
 		return nil, "", fmt.Errorf("reach %s: %w", c.Registry, err)
 	}
 	return &http.Client{Transport: tr}, scheme + "://" + c.Registry, nil
