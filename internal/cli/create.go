@@ -64,11 +64,8 @@ func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, r
 	if _, err := d.Server(ctx); err != nil {
 		return err
 	}
-	cl, err := kind.New(cc.Name, &kindLogger{w: stdio.Err})
-	if err != nil {
-		return err
-	}
-	exists, err := cl.Exists()
+	cl := kind.New(cc.Name, &docker.Client{}, &kindLogger{w: stdio.Err})
+	exists, err := cl.Exists(ctx)
 	if err != nil {
 		return err
 	}
@@ -105,7 +102,7 @@ func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, r
 	if err != nil {
 		return err
 	}
-	ns, err := cl.Nodes()
+	ns, err := cl.Nodes(ctx)
 	if err != nil {
 		return err
 	}

@@ -29,10 +29,7 @@ func newDeleteCommand(stdio IO) *cobra.Command {
 			}
 			// Resolve the runtime before the cluster (and its network) goes away.
 			rt, rtErr := newRuntime(ctx, stdio, cfg, registryMode(stdio, cfg))
-			cl, err := kind.New(name, &kindLogger{w: stdio.Err})
-			if err != nil {
-				return err
-			}
+			cl := kind.New(name, &docker.Client{}, &kindLogger{w: stdio.Err})
 			step(stdio.Err, "Deleting cluster %q", name)
 			if err := cl.Delete(); err != nil {
 				return err

@@ -141,12 +141,8 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 		st.Repositories, st.Tags = len(repos), len(entries)
 	}
 
-	cl, err := kind.New(cfg.Cluster.Name, &kindLogger{w: stdio.Err})
-	if err != nil {
-		st.WiringError = err.Error()
-		return st, nil
-	}
-	if ok, err := cl.Exists(); err != nil || !ok {
+	cl := kind.New(cfg.Cluster.Name, &docker.Client{}, &kindLogger{w: stdio.Err})
+	if ok, err := cl.Exists(ctx); err != nil || !ok {
 		st.WiringError = fmt.Sprintf("cluster %q does not exist", cfg.Cluster.Name)
 		return st, nil
 	}

@@ -10,11 +10,12 @@ import (
 
 	"github.com/idpbuilder/idpbuilder/pkg/certs"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
+	"github.com/idpbuilder/idpbuilder/pkg/hoststoml"
 )
 
 // trustMarker starts the hosts.toml files `registry trust` writes, so it only
 // ever replaces its own.
-const trustMarker = "# written by idpbuilder registry trust"
+const trustMarker = "written by idpbuilder registry trust"
 
 func newRegistryTrustCommand(stdio IO) *cobra.Command {
 	var root string
@@ -52,7 +53,7 @@ func newRegistryTrustCommand(stdio IO) *cobra.Command {
 			}
 			for _, f := range files {
 				if strings.HasSuffix(f.path, "hosts.toml") {
-					if old, err := os.ReadFile(f.path); err == nil && !strings.HasPrefix(string(old), trustMarker) {
+					if old, err := os.ReadFile(f.path); err == nil && !strings.HasPrefix(string(old), "# "+trustMarker) {
 						fmt.Fprintf(stdio.Err, "kept %s: it was not written by idpbuilder (add ca = %q to it yourself)\n", f.path, filepath.Join(filepath.Dir(f.path), "ca.crt"))
 						continue
 					}
@@ -93,7 +94,6 @@ func trustFiles(root, host string, pem []byte) []trustFile {
 		{filepath.Join(root, "etc", "docker", "certs.d", host, "ca.crt"), string(pem)},
 		{filepath.Join(root, "etc", "containers", "certs.d", host, "ca.crt"), string(pem)},
 		{filepath.Join(ctrd, "ca.crt"), string(pem)},
-		{filepath.Join(ctrd, "hosts.toml"), fmt.Sprintf("%s\nserver = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n  ca = %q\n",
-			trustMarker, "https://"+host, "https://"+host, filepath.Join(ctrd, "ca.crt"))},
+		{filepath.Join(ctrd, "hosts.toml"), hoststoml.File{Comment: trustMarker, Server: "https://" + host, CA: filepath.Join(ctrd, "ca.crt")}.String()},
 	}
 }
