@@ -75,9 +75,9 @@ func newRegistryLoginCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			server := fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
-			if len(args) == 1 {
-				server = args[0]
+			server, err := serverArg(stdio, cfg, args)
+			if err != nil {
+				return err
 			}
 			if user == "" {
 				return Usage(errors.New("give the user name with -u"))
@@ -89,7 +89,10 @@ func newRegistryLoginCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return Usage(err)
 			}
-			client, _ := registryClient(stdio, cfg, server, true)
+			client, _, err := registryClient(stdio, cfg, server, true)
+			if err != nil {
+				return err
+			}
 			if err := checkLogin(cmd.Context(), client.Transport, server, user, password); err != nil {
 				return err
 			}

@@ -56,7 +56,10 @@ func newRegistryGCCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, _ := registryClient(stdio, cfg, addr, true)
+			client, _, err := registryClient(stdio, cfg, addr, true)
+			if err != nil {
+				return err
+			}
 			res, err := client.GC(cmd.Context(), req)
 			var failed *registryclient.GCFailedError
 			if errors.As(err, &failed) {

@@ -44,7 +44,10 @@ func newRegistryPushCommand(stdio IO) *cobra.Command {
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			client, _ := registryClient(stdio, cfg, addr, true)
+			client, _, err := registryClient(stdio, cfg, addr, true)
+			if err != nil {
+				return err
+			}
 			return runPush(cmd.Context(), stdio, client, args[0], dest, platform, tag)
 		},
 	}
@@ -185,13 +188,4 @@ func progressBar(done, total int64, width int) string {
 	filled = min(max(filled, 0), width)
 	return fmt.Sprintf("[%s%s] %3d%% %s/%s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
 		100*done/total, humanBytes(done), humanBytes(total))
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }

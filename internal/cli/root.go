@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/idpbuilder/idpbuilder/pkg/config"
+	"github.com/idpbuilder/idpbuilder/pkg/exec"
 )
 
 // Exit codes.
@@ -27,6 +28,8 @@ type IO struct {
 	Out io.Writer
 	Err io.Writer
 	Env func(string) (string, bool)
+	// Exec runs programs (docker, and commands in cluster nodes); this machine when nil.
+	Exec exec.Cmder
 }
 
 // usageError marks an error as the user's input being wrong (exit code 2).

@@ -31,14 +31,17 @@ func newRegistryTrustCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			host := fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
-			if len(args) == 1 {
-				host = args[0]
+			host, err := serverArg(stdio, cfg, args)
+			if err != nil {
+				return err
 			}
 			if strings.ContainsAny(host, "/ ") || !strings.Contains(host, ":") {
 				return Usage(fmt.Errorf("%q is not HOST:PORT", host))
 			}
-			caPath := trustCAPath(cmd, stdio, cfg)
+			caPath, err := trustCAPath(cmd, stdio, cfg)
+			if err != nil {
+				return err
+			}
 			pem, err := os.ReadFile(caPath)
 			if err != nil {
 				return fmt.Errorf("no CA at %s (start the registry with --tls, or create the cluster with --registry-tls, first): %w", caPath, err)
@@ -77,11 +80,18 @@ func newRegistryTrustCommand(stdio IO) *cobra.Command {
 
 // trustCAPath: an explicit --cert-dir, else the cluster registry's CA when the
 // cluster was created with TLS, else the `registry serve` CA.
-func trustCAPath(cmd *cobra.Command, stdio IO, cfg config.Config) string {
-	if !cmd.Flags().Changed("cert-dir") && resolveSettings(stdio, cfg).TLS {
-		return filepath.Join(clusterCertDir(stdio.Env, cfg.Cluster.Name), certs.CAFile)
+func trustCAPath(cmd *cobra.Command, stdio IO, cfg config.Config) (string, error) {
+	if cmd.Flags().Changed("cert-dir") {
+		return filepath.Join(cfg.Registry.CertDir, certs.CAFile), nil
 	}
-	return filepath.Join(cfg.Registry.CertDir, certs.CAFile)
+	in, err := newPlatform(stdio, cfg, nil).Info(cfg.Cluster.Name, given(cfg))
+	if err != nil {
+		return "", err
+	}
+	if in.Settings.TLS {
+		return in.CAFile, nil
+	}
+	return filepath.Join(cfg.Registry.CertDir, certs.CAFile), nil
 }
 
 type trustFile struct {
