@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4")
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+)
 
 // NodeImageError means kind could not create the cluster and its node image
 // is not on the Docker engine (nor could it be pulled).
