@@ -59,8 +59,12 @@ func (s Cluster) create(ctx context.Context, c *Context) error {
 	if wait == 0 {
 		wait = 3 * time.Minute
 	}
+	return explainCreate(ctx, c, c.Cluster.Create(s.Config, c.Settings.NodeImage, wait))
+}
+
+// explainCreate says when kind failed for want of its node image.
+func explainCreate(ctx context.Context, c *Context, err error) error {
 	image := c.Settings.NodeImage
-	err := c.Cluster.Create(s.Config, image, wait)
 	if err == nil || image == "" {
 		return err
 	}

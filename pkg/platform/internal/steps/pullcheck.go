@@ -54,7 +54,7 @@ type PullCheck struct{}
 
 // Execute implements Step.
 func (PullCheck) Execute(ctx context.Context, c *Context) (err error) {
-	reg, err := registry(ctx, c)
+	reg, err := wiredRegistry(ctx, c)
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,9 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/kind"
 )
 
-// registry is how the cluster is wired to the registry: what the registry step
+// wiredRegistry is how the cluster is wired to the registry: what the registry step
 // found, or (for a step run on its own) the running registry's endpoint.
-func registry(ctx context.Context, c *Context) (kind.Registry, error) {
+func wiredRegistry(ctx context.Context, c *Context) (kind.Registry, error) {
 	if c.Registry != nil {
 		return *c.Registry, nil
 	}
@@ -39,7 +39,7 @@ type Wire struct{}
 
 // Execute implements Step.
 func (Wire) Execute(ctx context.Context, c *Context) (err error) {
-	reg, err := registry(ctx, c)
+	reg, err := wiredRegistry(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ type Objects struct{}
 
 // Execute implements Step.
 func (Objects) Execute(ctx context.Context, c *Context) (err error) {
-	reg, err := registry(ctx, c)
+	reg, err := wiredRegistry(ctx, c)
 	if err != nil {
 		return err
 	}
