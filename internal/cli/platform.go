@@ -13,6 +13,7 @@ import (
 func newPlatform(stdio IO, cfg config.Config, log *progress) *platform.Platform {
 	p := &platform.Platform{
 		StateDir:     config.StateDir(stdio.Env),
+		Binary:       stdio.Binary,
 		Docker:       &docker.Client{Exec: stdio.Exec},
 		ServeCertDir: cfg.Registry.CertDir,
 		Credentials:  credStore(stdio.Env),

@@ -30,6 +30,9 @@ type IO struct {
 	Env func(string) (string, bool)
 	// Exec runs programs (docker, and commands in cluster nodes); this machine when nil.
 	Exec exec.Cmder
+	// Binary is the idpbuilder executable a cluster's registry runs; this
+	// process's own (os.Executable) when empty.
+	Binary string
 }
 
 // usageError marks an error as the user's input being wrong (exit code 2).

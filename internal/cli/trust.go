@@ -26,56 +26,64 @@ func newRegistryTrustCommand(stdio IO) *cobra.Command {
 			"(podman, skopeo, buildah) and /etc/containerd/certs.d/HOST:PORT/ (ca.crt and a hosts.toml that uses it).\n" +
 			"Without root it prints the commands to run instead. HOST:PORT defaults to localhost:<registry-port>.",
 		Args: usageArgs(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := setup(cmd, stdio)
-			if err != nil {
-				return err
-			}
-			host, err := serverArg(stdio, cfg, args)
-			if err != nil {
-				return err
-			}
-			if strings.ContainsAny(host, "/ ") || !strings.Contains(host, ":") {
-				return Usage(fmt.Errorf("%q is not HOST:PORT", host))
-			}
-			caPath, err := trustCAPath(cmd, stdio, cfg)
-			if err != nil {
-				return err
-			}
-			pem, err := os.ReadFile(caPath)
-			if err != nil {
-				return fmt.Errorf("no CA at %s (start the registry with --tls, or create the cluster with --registry-tls, first): %w", caPath, err)
-			}
-			files := trustFiles(root, host, pem)
-			if os.Geteuid() != 0 && root == "/" {
-				fmt.Fprintf(stdio.Out, "Not root: run these to trust %s:\n", host)
-				for _, f := range files {
-					fmt.Fprintf(stdio.Out, "  sudo install -D -m 0644 /dev/stdin %s <<'EOF'\n%sEOF\n", f.path, f.data)
-				}
-				return nil
-			}
-			for _, f := range files {
-				if strings.HasSuffix(f.path, "hosts.toml") {
-					if old, err := os.ReadFile(f.path); err == nil && !strings.HasPrefix(string(old), "# "+trustMarker) {
-						fmt.Fprintf(stdio.Err, "kept %s: it was not written by idpbuilder (add ca = %q to it yourself)\n", f.path, filepath.Join(filepath.Dir(f.path), "ca.crt"))
-						continue
-					}
-				}
-				if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-					return err
-				}
-				if err := os.WriteFile(f.path, []byte(f.data), 0o644); err != nil {
-					return fmt.Errorf("write %s: %w", f.path, err)
-				}
-				fmt.Fprintf(stdio.Out, "wrote %s\n", f.path)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runTrust(cmd, stdio, args, root) },
 	}
 	addSettingFlags(cmd.Flags(), "name", "registry-port", "cert-dir")
 	cmd.Flags().StringVar(&root, "root", "/", "install under this directory instead of / (for images and tests)")
 	_ = cmd.Flags().MarkHidden("root")
 	return cmd
+}
+
+func runTrust(cmd *cobra.Command, stdio IO, args []string, root string) error {
+	cfg, err := setup(cmd, stdio)
+	if err != nil {
+		return err
+	}
+	host, err := serverArg(stdio, cfg, args)
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(host, "/ ") || !strings.Contains(host, ":") {
+		return Usage(fmt.Errorf("%q is not HOST:PORT", host))
+	}
+	caPath, err := trustCAPath(cmd, stdio, cfg)
+	if err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(caPath)
+	if err != nil {
+		return fmt.Errorf("no CA at %s (start the registry with --tls, or create the cluster with --registry-tls, first): %w", caPath, err)
+	}
+	files := trustFiles(root, host, pem)
+	if os.Geteuid() != 0 && root == "/" {
+		fmt.Fprintf(stdio.Out, "Not root: run these to trust %s:\n", host)
+		for _, f := range files {
+			fmt.Fprintf(stdio.Out, "  sudo install -D -m 0644 /dev/stdin %s <<'EOF'\n%sEOF\n", f.path, f.data)
+		}
+		return nil
+	}
+	return writeTrustFiles(stdio, files)
+}
+
+// writeTrustFiles installs the files, but never replaces a hosts.toml that
+// `registry trust` did not write.
+func writeTrustFiles(stdio IO, files []trustFile) error {
+	for _, f := range files {
+		if strings.HasSuffix(f.path, "hosts.toml") {
+			if old, err := os.ReadFile(f.path); err == nil && !strings.HasPrefix(string(old), "# "+trustMarker) {
+				fmt.Fprintf(stdio.Err, "kept %s: it was not written by idpbuilder (add ca = %q to it yourself)\n", f.path, filepath.Join(filepath.Dir(f.path), "ca.crt"))
+				continue
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.path, []byte(f.data), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+		fmt.Fprintf(stdio.Out, "wrote %s\n", f.path)
+	}
+	return nil
 }
 
 // trustCAPath: an explicit --cert-dir, else the cluster registry's CA when the
