@@ -264,4 +264,3 @@ func loadConfigFor(t *testing.T, env map[string]string, args ...string) (config.
 	require.NoError(t, cmd.ParseFlags(args))
 	return loadConfig(cmd, IO{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 }
-
