@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 )
@@ -32,20 +33,60 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 		}
 		ls = append(ls, layer{"rate limit", func(h http.Handler) http.Handler { return withRateLimit(h, newLimiter(rps, burst, nil)) }})
 	}
+	if r.uiH != nil { // the UI has its own login (a form and a session), so it comes before auth
+		ls = append(ls, layer{layerUI, func(h http.Handler) http.Handler { return withUI(h, r.uiH) }})
+	}
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
 		r.login = newLoginGate(a.Verifier, nil)
-		ls = append(ls, layer{"auth", func(h http.Handler) http.Handler { return withAuth(h, *a, r.login) }})
+		ls = append(ls, layer{layerAuth, func(h http.Handler) http.Handler { return withAuth(h, *a, r.login) }})
 	}
 	ls = append(ls,
 		layer{"limits", withLimits},
 		layer{"server errors", func(h http.Handler) http.Handler { return withServerErrors(h, r.log) }},
 		layer{"referrers", func(h http.Handler) http.Handler { return withReferrers(h, refs) }},
 		layer{"blob files", func(h http.Handler) http.Handler { return withBlobFiles(h, eng, r.opts.DataDir) }},
-		layer{"manifests", func(h http.Handler) http.Handler {
-			return &manifestLayer{next: h, eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest}}
-		}},
 	)
+	listeners := []manifestListener{refs.onManifest}
+	if r.ui != nil {
+		ls = append(ls, layer{"repository gate", r.ui.gate.wrap})
+		listeners = append(listeners, r.ui.onManifest)
+	}
+	ls = append(ls, layer{"manifests", func(h http.Handler) http.Handler {
+		return &manifestLayer{next: h, eng: eng, log: r.log, listeners: listeners}
+	}})
 	return ls
+}
+
+// Layers the stack is split after: requests below them are authenticated.
+const (
+	layerAuth = "auth"
+	layerUI   = "ui"
+)
+
+// splitAtAuth splits the layers after authentication (and the UI, which does
+// its own): the UI's own requests enter the stack there.
+func splitAtAuth(ls []layer) (front, core []layer) {
+	i := 0
+	for j, l := range ls {
+		if l.name == layerAuth || l.name == layerUI {
+			i = j + 1
+		}
+	}
+	return ls[:i], ls[i:]
+}
+
+// withUI serves the web UI under /ui/ and sends browsers from / there.
+func withUI(next, ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case (p == "/" || p == "/ui") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, "/ui/", http.StatusFound)
+		case strings.HasPrefix(p, "/ui/"):
+			ui.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 // buildHandler stacks the layers over distribution's app.

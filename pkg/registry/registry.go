@@ -44,6 +44,9 @@ type Options struct {
 	// BodyIdleTimeout cuts request bodies that send nothing for this long
 	// (default DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
+	// UI, if set, builds the web UI over the registry's UISource when the
+	// registry opens; it is served at /ui/ and / redirects browsers there.
+	UI func(*UISource) (http.Handler, error)
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -54,6 +57,8 @@ type Registry struct {
 	eng     *engine
 	refs    *referrersIndex
 	login   *loginGate // nil without auth
+	ui      *UISource  // nil without the UI
+	uiH     http.Handler
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server
@@ -146,7 +151,21 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		return err
 	}
 	r.eng, r.refs = eng, refs
-	r.handler = buildHandler(r.layers(eng, refs), eng.app)
+	if r.opts.UI != nil {
+		r.ui = newUISource(eng, refs, r.log, r.opts.Auth)
+		if r.uiH, err = r.opts.UI(r.ui); err != nil {
+			_ = eng.close()
+			return fmt.Errorf("web UI: %w", err)
+		}
+	}
+	// The stack is built in two parts so the UI can send its deletes into the
+	// part below authentication, through the very same layers.
+	front, core := splitAtAuth(r.layers(eng, refs))
+	coreHandler := buildHandler(core, eng.app)
+	r.handler = buildHandler(front, coreHandler)
+	if r.ui != nil {
+		r.ui.core, r.ui.login = coreHandler, r.login
+	}
 	return nil
 }
 
