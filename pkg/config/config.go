@@ -86,6 +86,11 @@ type Registry struct {
 	// RateLimit is requests per second per client; RateBurst the bucket size.
 	RateLimit float64
 	RateBurst int
+	// UI serves the web UI at /ui/.
+	UI bool
+	// UIClusterHost is the host:port pods pull by, for the UI's kubectl
+	// commands; empty means the address the browser uses.
+	UIClusterHost string
 }
 
 // Default returns the built-in defaults. env looks up environment variables
@@ -108,6 +113,7 @@ func Default(env func(string) (string, bool)) Config {
 			AccessLog:       "stderr",
 			RateLimit:       1000,
 			RateBurst:       2000,
+			UI:              true,
 		},
 	}
 }
