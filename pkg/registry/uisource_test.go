@@ -11,11 +11,12 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,6 +31,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 	"github.com/idpbuilder/idpbuilder/pkg/ui"
@@ -60,7 +62,7 @@ func startUIServer(t testing.TB, policy auth.Policy) *uiServer {
 			return ui.New(src, ui.Config{Logger: slog.New(slog.DiscardHandler)})
 		}}
 	if policy != auth.PolicyNone {
-		require.NoError(t, s.htp.Set(uiUser, uiPassword))
+		s.setUsers(map[string]string{uiUser: uiPassword})
 		opts.Auth = &AuthOptions{Policy: policy, Verifier: auth.NewVerifier(s.htp)}
 	}
 	s.reg = New(opts)
@@ -72,6 +74,19 @@ func startUIServer(t testing.TB, policy auth.Policy) *uiServer {
 	})
 	s.host = strings.TrimPrefix(s.srv.URL, "http://")
 	return s
+}
+
+// setUsers writes the user file with cheap bcrypt hashes (the race detector
+// makes the default cost take seconds).
+func (s *uiServer) setUsers(users map[string]string) {
+	s.t.Helper()
+	var b strings.Builder
+	for u, p := range users {
+		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
+		require.NoError(s.t, err)
+		fmt.Fprintf(&b, "%s:%s\n", u, h)
+	}
+	require.NoError(s.t, os.WriteFile(s.htp.Path, []byte(b.String()), 0o600))
 }
 
 func (s *uiServer) ref(r string) name.Reference {
@@ -97,6 +112,34 @@ func (s *uiServer) pushImage(ref string, size int64, layers int) ggcrv1.Image {
 	require.NoError(s.t, err)
 	require.NoError(s.t, remote.Write(s.ref(ref), img, s.remoteOpts()...))
 	return img
+}
+
+// copyImage puts img, pushed to from, into repo:tag by mounting its blobs and
+// putting its manifest, straight through the handler (fast: many repositories).
+func (s *uiServer) copyImage(img ggcrv1.Image, from, repo, tag string) {
+	s.t.Helper()
+	m, err := img.Manifest()
+	require.NoError(s.t, err)
+	do := func(method, target string, body []byte, header ...string) {
+		req := httptest.NewRequest(method, target, bytes.NewReader(body))
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		if s.reg.opts.Auth != nil {
+			req.SetBasicAuth(uiUser, uiPassword)
+		}
+		rec := httptest.NewRecorder()
+		s.reg.Handler().ServeHTTP(rec, req)
+		require.Less(s.t, rec.Code, 300, "%s %s: %s", method, target, rec.Body)
+	}
+	for _, d := range append([]ggcrv1.Descriptor{m.Config}, m.Layers...) {
+		do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/?mount="+d.Digest.String()+"&from="+from, nil)
+	}
+	raw, err := img.RawManifest()
+	require.NoError(s.t, err)
+	mt, err := img.MediaType()
+	require.NoError(s.t, err)
+	do(http.MethodPut, "/v2/"+repo+"/manifests/"+tag, raw, "Content-Type", string(mt))
 }
 
 // platformImage is a random image whose config names its platform.
@@ -260,27 +303,655 @@ func (p page) csrf(t testing.TB) string {
 func (b *browser) login(user, password string) page {
 	b.t.Helper()
 	form := b.get("/ui/login")
-	require.Equal(b.t, http.StatusOK, form.status)
+	if form.status == http.StatusSeeOther { // logged in already: any page has a token
+		form = b.get("/ui/")
+	}
 	return b.post("/ui/login", url.Values{"csrf": {form.csrf(b.t)}, "username": {user}, "password": {password}, "next": {"/ui/"}})
 }
 
-func TestUISmoke(t *testing.T) {
+// imageSize is what the UI reports for an image: its config and layers.
+func imageSize(t testing.TB, img ggcrv1.Image) int64 {
+	t.Helper()
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// storedSize is what a repository holding only img stores: manifest, config, layers.
+func storedSize(t testing.TB, img ggcrv1.Image) int64 {
+	t.Helper()
+	raw, err := img.RawManifest()
+	require.NoError(t, err)
+	return int64(len(raw)) + imageSize(t, img)
+}
+
+var (
+	attrURL     = regexp.MustCompile(`(?i)\b(?:src|href|action|formaction|srcset|poster|data)\s*=\s*"([^"]*)"`)
+	inlineStyle = regexp.MustCompile(`(?i)<style|\sstyle\s*=`)
+	scriptTag   = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script>`)
+	eventAttr   = regexp.MustCompile(`(?i)\son[a-z]+\s*=`)
+)
+
+// checkPage asserts what every page must be: CSP on, nothing inline, nothing
+// from another origin.
+func checkPage(t testing.TB, path string, p page) {
+	t.Helper()
+	assert.Equal(t, "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+		p.header.Get("Content-Security-Policy"), path)
+	assert.Equal(t, "no-store", p.header.Get("Cache-Control"), path)
+	assert.Equal(t, "text/html; charset=utf-8", p.header.Get("Content-Type"), path)
+	assert.NotRegexp(t, inlineStyle, p.body, "%s: inline style", path)
+	assert.NotRegexp(t, eventAttr, p.body, "%s: inline event handler", path)
+	for _, m := range scriptTag.FindAllStringSubmatch(p.body, -1) {
+		assert.Contains(t, m[1], `src="/ui/static/`, "%s: script without src", path)
+		assert.Empty(t, strings.TrimSpace(m[2]), "%s: inline script", path)
+	}
+	for _, m := range attrURL.FindAllStringSubmatch(p.body, -1) {
+		u := m[1]
+		assert.True(t, strings.HasPrefix(u, "/ui/") || strings.HasPrefix(u, "#") || u == "", "%s: %s points elsewhere", path, m[0])
+	}
+	assert.NotContains(t, p.body, "http://", path)
+	assert.NotContains(t, p.body, "https://", path)
+	assert.NotContains(t, p.body, "//cdn", path)
+}
+
+func TestUIShowsWhatWasPushed(t *testing.T) {
 	s := startUIServer(t, auth.PolicyNone)
-	s.pushImage("team/app:v1", 1000, 2)
-	s.pushIndex("multi:latest")
-	s.pushChart("charts/demo", "0.1.0")
+	img := s.pushImage("team/app:v1", 2048, 2)
+	require.NoError(t, remote.Tag(s.ref("team/app:stable").(name.Tag), img, s.remoteOpts()...))
+	other := s.pushImage("team/app:v2", 1024, 1)
+	_, amd, arm := s.pushIndex("multi:latest")
+	chart := s.pushChart("charts/demo", "0.1.0")
+	imgDigest, err := img.Digest()
+	require.NoError(t, err)
+	imgRaw, err := img.RawManifest()
+	require.NoError(t, err)
+	subject := v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: digest.Digest(imgDigest.String()), Size: int64(len(imgRaw))}
+	sbom := s.pushArtifact("team/app", "", "application/spdx+json", v1.DescriptorEmptyJSON, []byte("{}"),
+		map[string][]byte{"sbom.spdx.json": []byte(`{"spdxVersion":"SPDX-2.3"}`)}, &subject)
+	b := s.browser()
+	port := s.host[strings.LastIndex(s.host, ":")+1:]
+
+	t.Run("repositories", func(t *testing.T) {
+		p := b.get("/ui/")
+		require.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "/ui/", p)
+		for _, r := range []string{`href="/ui/repo/team/app"`, `href="/ui/repo/multi"`, `href="/ui/repo/charts/demo"`} {
+			assert.Contains(t, p.body, r)
+		}
+		// Namespaces: team/ and charts/ are filters.
+		assert.Contains(t, p.body, `href="/ui/?ns=team"`)
+		// Stored size of team/app: both images and the SBOM, each blob once.
+		sbomSize := int64(len(sbom.body)) + 2 + int64(len(`{"spdxVersion":"SPDX-2.3"}`))
+		want := storedSize(t, img) + storedSize(t, other) + sbomSize
+		assert.Contains(t, p.body, fmt.Sprintf(`<td class="num">3</td>
+    <td class="num" title="%d bytes">`, want), "team/app: 3 tags, deduplicated size")
+
+		p = b.get("/ui/?q=dem")
+		checkPage(t, "/ui/?q=dem", p)
+		assert.Contains(t, p.body, `/ui/repo/charts/demo`)
+		assert.NotContains(t, p.body, `/ui/repo/multi"`)
+		p = b.get("/ui/?ns=team")
+		assert.Contains(t, p.body, `/ui/repo/team/app`)
+		assert.NotContains(t, p.body, `/ui/repo/charts/demo`)
+		p = b.get("/ui/?q=nothing-like-this")
+		assert.Contains(t, p.body, "No repository matches")
+	})
+
+	t.Run("index", func(t *testing.T) {
+		p := b.get("/ui/repo/multi")
+		require.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "/ui/repo/multi", p)
+		assert.Contains(t, p.body, "multi-arch index")
+		assert.Contains(t, p.body, fmt.Sprintf(`<span class="plat">linux/amd64</span>`))
+		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, amd), humanSize(imageSize(t, amd))))
+		assert.Contains(t, p.body, `<span class="plat">linux/arm64/v8</span>`)
+		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, arm), humanSize(imageSize(t, arm))))
+		assert.NotContains(t, p.body, "unknown", "an attestation is no platform")
+		assert.Contains(t, p.body, `badge-attestation`)
+		assert.Contains(t, p.body, fmt.Sprintf(`data-copy="docker pull localhost:%s/multi:latest"`, port))
+
+		p = b.get("/ui/repo/multi/-/manifest/latest")
+		require.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "manifest multi:latest", p)
+		assert.NotContains(t, p.body, ">unknown/unknown<", "an attestation is no platform")
+		assert.Equal(t, 2, strings.Count(p.body, "<option "), "two platforms to pick")
+		assert.Contains(t, p.body, "Build attestations")
+		amdDigest, _ := amd.Digest()
+		armDigest, _ := arm.Digest()
+		assert.Contains(t, p.body, "attestation</span> <a class=\"mono\"")
+		assert.Contains(t, p.body, " for linux/amd64</li>")
+		// The picker shows the first platform; ?platform= picks another.
+		assert.Contains(t, p.body, fmt.Sprintf(`<option value="%s" selected>linux/amd64</option>`, amdDigest))
+		assert.Equal(t, 2, strings.Count(p.body, `<tr><td class="num">`), "amd64 has two layers")
+		p = b.get("/ui/repo/multi/-/manifest/latest?platform=" + armDigest.String())
+		assert.Contains(t, p.body, fmt.Sprintf(`<option value="%s" selected>linux/arm64/v8</option>`, armDigest))
+		assert.Equal(t, 1, strings.Count(p.body, `<tr><td class="num">`), "arm64 has one layer")
+		assert.Contains(t, p.body, "<dt>OS/Arch</dt><dd>linux/arm64</dd>")
+		for _, cmd := range []string{
+			"docker pull localhost:" + port + "/multi:latest",
+			"podman pull --tls-verify=false localhost:" + port + "/multi:latest",
+			"crane pull localhost:" + port + "/multi:latest multi.tar",
+			"kubectl run multi --image=localhost:" + port + "/multi:latest",
+		} {
+			assert.Contains(t, p.body, `data-copy="`+cmd+`"`)
+		}
+	})
+
+	t.Run("helm chart", func(t *testing.T) {
+		p := b.get("/ui/repo/charts/demo")
+		checkPage(t, "/ui/repo/charts/demo", p)
+		assert.Contains(t, p.body, `<span class="kind kind-helm">Helm chart</span>`)
+		assert.Contains(t, p.body, `data-copy="helm install demo oci://localhost:`+port+`/charts/demo --version 0.1.0 --plain-http"`)
+		p = b.get("/ui/repo/charts/demo/-/manifest/0.1.0")
+		checkPage(t, "chart manifest", p)
+		assert.Contains(t, p.body, "<dt>Version</dt><dd>0.1.0</dd>")
+		assert.Contains(t, p.body, `data-copy="oras pull --plain-http localhost:`+port+`/charts/demo:0.1.0"`)
+		assert.NotContains(t, p.body, "docker pull", "docker cannot pull a chart")
+		_ = chart
+	})
+
+	t.Run("image with an SBOM", func(t *testing.T) {
+		p := b.get("/ui/repo/team/app?sort=name")
+		checkPage(t, "/ui/repo/team/app", p)
+		assert.Contains(t, p.body, `<span class="badge badge-sbom" title="1 SBOM(s) attached">SBOM</span>`)
+		// v1 and stable share a digest; tags sort by name.
+		assert.Less(t, strings.Index(p.body, `data-tag="stable"`), strings.Index(p.body, `data-tag="v1"`))
+		assert.Less(t, strings.Index(p.body, `data-tag="v1"`), strings.Index(p.body, `data-tag="v2"`))
+
+		p = b.get("/ui/repo/team/app/-/manifest/v1")
+		checkPage(t, "image manifest", p)
+		sbomDigest := digest.FromBytes(sbom.body).String()
+		assert.Contains(t, p.body, `<a href="/ui/repo/team/app/-/manifest/`+sbomDigest+`"`)
+		assert.Contains(t, p.body, "application/spdx&#43;json")
+		assert.Contains(t, p.body, `>stable</a>, <a href="/ui/repo/team/app/-/manifest/v1">v1</a>`)
+
+		p = b.get("/ui/repo/team/app/-/manifest/" + sbomDigest)
+		require.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "SBOM manifest", p)
+		assert.Contains(t, p.body, `<dt>Refers to</dt><dd><a class="mono" href="/ui/repo/team/app/-/manifest/`+imgDigest.String()+`"`)
+		assert.Contains(t, p.body, "sbom.spdx.json")
+		assert.Contains(t, p.body, `data-copy="oras pull --plain-http localhost:`+port+`/team/app@`+sbomDigest+`"`)
+	})
+
+	t.Run("not found", func(t *testing.T) {
+		for _, path := range []string{"/ui/repo/nothing", "/ui/repo/multi/-/manifest/nope", "/ui/repo/multi/-/manifest/sha256:" + strings.Repeat("0", 64),
+			"/ui/repo/Bad_Name", "/ui/repo/multi/-/bogus", "/ui/nothing"} {
+			p := b.get(path)
+			assert.Equal(t, http.StatusNotFound, p.status, path)
+			checkPage(t, path, p)
+		}
+	})
+
+	t.Run("storage", func(t *testing.T) {
+		p := b.get("/ui/storage")
+		require.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "/ui/storage", p)
+		assert.Contains(t, p.body, `href="/ui/repo/multi"`)
+	})
+
+	t.Run("assets", func(t *testing.T) {
+		for _, a := range []string{"app.css", "app.js", "favicon.png"} {
+			resp, err := http.Get(s.srv.URL + "/ui/static/" + a)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode, a)
+			assert.Contains(t, resp.Header.Get("Cache-Control"), "immutable")
+			assert.NotContains(t, string(body), "http:", a)
+			assert.NotContains(t, string(body), "https:", a)
+			assert.NotContains(t, string(body), "@import", a)
+			assert.NotContains(t, string(body), "url(", a)
+		}
+		resp, err := http.Get(s.srv.URL + "/ui/static/nothing.js")
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	})
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/unit)
+}
+
+func TestUIPagination(t *testing.T) {
+	s := startUIServer(t, auth.PolicyNone)
+	img := s.pushImage("seed:v1", 64, 1)
+	for i := range 120 {
+		s.copyImage(img, "seed", fmt.Sprintf("ns%d/repo%03d", i%3, i), "v1")
+	}
 	b := s.browser()
 	p := b.get("/ui/")
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	t.Log(p.body)
-	p = b.get("/ui/repo/multi")
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	t.Log(p.body)
-	p = b.get("/ui/repo/multi/-/manifest/latest")
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	p = b.get("/ui/repo/charts/demo/-/manifest/0.1.0")
-	require.Equal(t, http.StatusOK, p.status, p.body)
-	t.Log(p.body)
-	_ = sync.Mutex{}
-	_ = assert.Equal
+	assert.Contains(t, p.body, "1–50 of 121 (page 1 of 3)")
+	assert.Equal(t, 50, strings.Count(p.body, `class="repo-link"`))
+	assert.Contains(t, p.body, `href="/ui/?page=2" rel="next"`)
+	p = b.get("/ui/?page=3")
+	assert.Contains(t, p.body, "101–121 of 121 (page 3 of 3)")
+	assert.Equal(t, 21, strings.Count(p.body, `class="repo-link"`))
+	p = b.get("/ui/?page=99")
+	assert.Contains(t, p.body, "page 3 of 3", "past the end: the last page")
+	p = b.get("/ui/?ns=ns1")
+	assert.Equal(t, 40, strings.Count(p.body, `class="repo-link"`))
+	assert.NotContains(t, p.body, `rel="next"`)
+	p = b.get("/ui/?ns=ns1&q=repo00")
+	assert.Equal(t, 3, strings.Count(p.body, `class="repo-link"`), "repo001, repo004, repo007")
+}
+
+func TestUIOffAndRedirects(t *testing.T) {
+	tr := openTestRegistry(t, "")
+	rec := tr.do(http.MethodGet, "/ui/", nil)
+	assert.Equal(t, http.StatusNotFound, rec.Code, "no UI unless asked for")
+	assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	rec = tr.do(http.MethodGet, "/", nil)
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+
+	s := startUIServer(t, auth.PolicyNone)
+	b := s.browser()
+	for _, path := range []string{"/", "/ui"} {
+		p := b.get(path)
+		assert.Equal(t, http.StatusFound, p.status, path)
+		assert.Equal(t, "/ui/", p.header.Get("Location"), path)
+	}
+	p := b.post("/", url.Values{})
+	assert.Equal(t, http.StatusNotFound, p.status, "only browsers' GETs are sent to the UI")
+	// The registry API is untouched.
+	resp, err := http.Get(s.srv.URL + "/v2/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	req, err := http.NewRequest(http.MethodGet, s.srv.URL+"/ui/", nil)
+	require.NoError(t, err)
+	req.Host = "rebound.example:5001"
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode, "a name that is not ours (DNS rebinding)")
+}
+
+// catalog is the registry API's list of repositories.
+func (s *uiServer) catalog() []string {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.srv.URL+"/v2/_catalog", nil)
+	require.NoError(s.t, err)
+	req.SetBasicAuth(uiUser, uiPassword)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	require.Equal(s.t, http.StatusOK, resp.StatusCode)
+	var c struct{ Repositories []string }
+	require.NoError(s.t, json.NewDecoder(resp.Body).Decode(&c))
+	return c.Repositories
+}
+
+func (s *uiServer) tags(repo string) []string {
+	s.t.Helper()
+	tags, err := remote.List(s.ref(repo).Context(), s.remoteOpts()...)
+	if err != nil {
+		return nil
+	}
+	return tags
+}
+
+func TestUIDeletes(t *testing.T) {
+	s := startUIServer(t, auth.PolicyNone)
+	img := s.pushImage("app:v1", 512, 1)
+	require.NoError(t, remote.Tag(s.ref("app:v2").(name.Tag), img, s.remoteOpts()...))
+	s.pushImage("app:v3", 512, 1)
+	imgDigest, _ := img.Digest()
+	imgRaw, _ := img.RawManifest()
+	subject := v1.Descriptor{MediaType: string(types.DockerManifestSchema2), Digest: digest.Digest(imgDigest.String()), Size: int64(len(imgRaw))}
+	sig := s.pushArtifact("app", "", "application/vnd.cncf.notary.signature", v1.DescriptorEmptyJSON, []byte("{}"),
+		map[string][]byte{"sig": []byte("signature")}, &subject)
+	sigDigest := digest.FromBytes(sig.body).String()
+	b := s.browser()
+
+	t.Run("tag shared with another tag", func(t *testing.T) {
+		p := b.get("/ui/repo/app/-/delete?tag=v1")
+		require.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "confirm tag", p)
+		assert.Contains(t, p.body, "Other tags point to the same manifest:</strong> v2.")
+		// No CSRF token: refused, nothing deleted.
+		p = b.post("/ui/repo/app/-/delete", url.Values{"tag": {"v1"}})
+		assert.Equal(t, http.StatusForbidden, p.status)
+		checkPage(t, "refused", p)
+		p = b.post("/ui/repo/app/-/delete", url.Values{"tag": {"v1"}, "csrf": {"forged"}})
+		assert.Equal(t, http.StatusForbidden, p.status)
+		assert.ElementsMatch(t, []string{"v1", "v2", "v3"}, s.tags("app"))
+
+		form := b.get("/ui/repo/app/-/delete?tag=v1")
+		// A cross-site POST is refused even with a token (the browser says where it came from).
+		p = b.post("/ui/repo/app/-/delete", url.Values{"tag": {"v1"}, "csrf": {form.csrf(t)}}, "Origin", "http://evil.example")
+		assert.Equal(t, http.StatusForbidden, p.status)
+		p = b.post("/ui/repo/app/-/delete", url.Values{"tag": {"v1"}, "csrf": {form.csrf(t)}}, "Sec-Fetch-Site", "cross-site")
+		assert.Equal(t, http.StatusForbidden, p.status)
+		assert.ElementsMatch(t, []string{"v1", "v2", "v3"}, s.tags("app"))
+
+		p = b.post("/ui/repo/app/-/delete", url.Values{"tag": {"v1"}, "csrf": {form.csrf(t)}}, "Origin", s.srv.URL, "Sec-Fetch-Site", "same-origin")
+		require.Equal(t, http.StatusSeeOther, p.status, p.body)
+		assert.Equal(t, "/ui/repo/app", p.header.Get("Location"))
+		assert.ElementsMatch(t, []string{"v2", "v3"}, s.tags("app"))
+		got, err := remote.Image(s.ref("app:v2"), s.remoteOpts()...)
+		require.NoError(t, err, "the manifest stays with its other tag")
+		d, _ := got.Digest()
+		assert.Equal(t, imgDigest, d)
+
+		p = b.get("/ui/repo/app")
+		assert.Contains(t, p.body, "Deleted tag app:v1.")
+		assert.Contains(t, p.body, `href="/ui/storage#gc"`, "a GC hint follows a delete")
+		assert.NotContains(t, p.body, `data-tag="v1"`)
+		p = b.get("/ui/repo/app")
+		assert.NotContains(t, p.body, "Deleted tag", "the message is shown once")
+	})
+
+	t.Run("manifest with its tags and referrers", func(t *testing.T) {
+		p := b.get("/ui/repo/app/-/delete?digest=" + imgDigest.String())
+		require.Equal(t, http.StatusOK, p.status)
+		assert.Contains(t, p.body, "These tags point to it and are deleted with it:</strong> v2.")
+		assert.Contains(t, p.body, "1 artifact(s)")
+		// The signature first: through the UI the referrers index forgets it.
+		p = b.get("/ui/repo/app/-/delete?digest=" + sigDigest)
+		p = b.post("/ui/repo/app/-/delete", url.Values{"digest": {sigDigest}, "csrf": {p.csrf(t)}})
+		require.Equal(t, http.StatusSeeOther, p.status, p.body)
+		refs, err := remote.Referrers(s.ref("app@"+imgDigest.String()).Context().Digest(imgDigest.String()), s.remoteOpts()...)
+		require.NoError(t, err)
+		idx, err := refs.IndexManifest()
+		require.NoError(t, err)
+		assert.Empty(t, idx.Manifests, "the referrers API no longer lists the deleted signature")
+
+		p = b.get("/ui/repo/app/-/delete?digest=" + imgDigest.String())
+		tok := p.csrf(t)
+		p = b.post("/ui/repo/app/-/delete", url.Values{"digest": {imgDigest.String()}, "csrf": {tok}})
+		require.Equal(t, http.StatusSeeOther, p.status, p.body)
+		assert.ElementsMatch(t, []string{"v3"}, s.tags("app"))
+		_, err = remote.Get(s.ref("app@"+imgDigest.String()), s.remoteOpts()...)
+		assert.Error(t, err, "the manifest is gone")
+		p = b.post("/ui/repo/app/-/delete", url.Values{"digest": {imgDigest.String()}, "csrf": {tok}})
+		assert.Equal(t, http.StatusNotFound, p.status, "deleting it twice")
+	})
+
+	t.Run("repository", func(t *testing.T) {
+		p := b.get("/ui/repo/app/-/delete")
+		require.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "confirm repository", p)
+		assert.Contains(t, p.body, `data-confirm-value="app"`)
+		tok := p.csrf(t)
+		p = b.post("/ui/repo/app/-/delete", url.Values{"csrf": {tok}, "confirm": {"wrong"}})
+		assert.Equal(t, http.StatusUnprocessableEntity, p.status)
+		assert.Contains(t, s.catalog(), "app")
+		p = b.post("/ui/repo/app/-/delete", url.Values{"csrf": {tok}, "confirm": {"app"}})
+		require.Equal(t, http.StatusSeeOther, p.status, p.body)
+		assert.Equal(t, "/ui/", p.header.Get("Location"))
+		assert.NotContains(t, s.catalog(), "app", "gone from the API's catalog")
+		p = b.get("/ui/")
+		assert.Contains(t, p.body, "Deleted repository app")
+		assert.NotContains(t, p.body, `href="/ui/repo/app"`)
+		assert.Equal(t, http.StatusNotFound, b.get("/ui/repo/app").status)
+
+		// Pushed again, it is back.
+		s.pushImage("app:again", 256, 1)
+		assert.Contains(t, s.catalog(), "app")
+		assert.Contains(t, b.get("/ui/").body, `href="/ui/repo/app"`)
+	})
+}
+
+// Deleting a repository while pushes to it go on loses no push that finished
+// after the delete, and leaves no tag whose content cannot be pulled.
+func TestUIRepositoryDeleteWithConcurrentPushes(t *testing.T) {
+	s := startUIServer(t, auth.PolicyNone)
+	for i := range 20 {
+		s.pushImage(fmt.Sprintf("busy:old%d", i), 256, 1)
+	}
+	src := s.reg.ui
+	stop := make(chan struct{})
+	pushed := make(chan string, 1000)
+	var pushErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			img, err := random.Image(256, 1)
+			if err != nil {
+				pushErr = err
+				return
+			}
+			tag := fmt.Sprintf("new%d", i)
+			if err := remote.Write(s.ref("busy:"+tag), img); err != nil {
+				pushErr = err
+				return
+			}
+			pushed <- tag
+		}
+	}()
+	res, err := src.DeleteRepository(context.Background(), "tester", "busy")
+	close(stop)
+	<-done
+	close(pushed)
+	require.NoError(t, err)
+	require.NoError(t, pushErr, "no push failed")
+	assert.GreaterOrEqual(t, res.Manifests, 20)
+	t.Logf("deleted %d manifests while %d pushes went on; remaining: %v", res.Manifests, len(pushed), res.Remaining)
+
+	// Whatever is left is whole: every tag pulls with every blob.
+	left := s.tags("busy")
+	for _, tag := range left {
+		img, err := remote.Image(s.ref("busy:" + tag))
+		require.NoError(t, err, tag)
+		layers, err := img.Layers()
+		require.NoError(t, err)
+		for _, l := range layers {
+			rc, err := l.Compressed()
+			require.NoError(t, err, tag)
+			_, err = io.Copy(io.Discard, rc)
+			require.NoError(t, err, tag)
+			rc.Close()
+		}
+	}
+	for _, tag := range left {
+		assert.NotContains(t, tag, "old", "every tag from before the delete is gone")
+	}
+	if len(res.Remaining) == 0 {
+		assert.Empty(t, left)
+	}
+	// The last push after the delete returned is there.
+	img, err := random.Image(128, 1)
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(s.ref("busy:after"), img))
+	assert.Contains(t, s.tags("busy"), "after")
+}
+
+func cookieNamed(h http.Header, name string) *http.Cookie {
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestUIAuthAll(t *testing.T) {
+	s := startUIServer(t, auth.PolicyAll)
+	s.pushImage("secret/app:v1", 256, 1)
+	b := s.browser()
+
+	t.Run("every page needs a login", func(t *testing.T) {
+		for _, path := range []string{"/ui/", "/ui/repo/secret/app", "/ui/repo/secret/app/-/manifest/v1", "/ui/storage", "/ui/repo/secret/app/-/delete?tag=v1"} {
+			p := b.get(path)
+			assert.Equal(t, http.StatusSeeOther, p.status, path)
+			assert.Equal(t, "/ui/login?next="+url.QueryEscape(path), p.header.Get("Location"), path)
+			assert.NotContains(t, p.body, "secret/app", path)
+		}
+		p := b.get("/ui/static/app.css")
+		assert.Equal(t, http.StatusOK, p.status, "the login form needs its style")
+		p = b.get("/ui/login")
+		assert.Equal(t, http.StatusOK, p.status)
+		checkPage(t, "/ui/login", p)
+	})
+
+	t.Run("login form", func(t *testing.T) {
+		form := b.get("/ui/login?next=" + url.QueryEscape("/ui/repo/secret/app"))
+		tok := form.csrf(t)
+		assert.Contains(t, form.body, `name="next" value="/ui/repo/secret/app"`)
+
+		p := b.post("/ui/login", url.Values{"username": {uiUser}, "password": {uiPassword}})
+		assert.Equal(t, http.StatusForbidden, p.status, "a login without the form's token is refused")
+
+		p = b.post("/ui/login", url.Values{"csrf": {tok}, "username": {uiUser}, "password": {"wrong password"}, "next": {"/ui/repo/secret/app"}})
+		assert.Equal(t, http.StatusUnauthorized, p.status)
+		checkPage(t, "failed login", p)
+		assert.Contains(t, p.body, "Invalid user name or password.")
+		assert.Nil(t, cookieNamed(p.header, "idpbuilder_session"))
+		assert.Equal(t, http.StatusSeeOther, b.get("/ui/").status, "still logged out")
+
+		p = b.post("/ui/login", url.Values{"csrf": {tok}, "username": {uiUser}, "password": {uiPassword}, "next": {"/ui/repo/secret/app"}})
+		require.Equal(t, http.StatusSeeOther, p.status, p.body)
+		assert.Equal(t, "/ui/repo/secret/app", p.header.Get("Location"))
+		c := cookieNamed(p.header, "idpbuilder_session")
+		require.NotNil(t, c)
+		assert.True(t, c.HttpOnly)
+		assert.Equal(t, http.SameSiteStrictMode, c.SameSite)
+		assert.Equal(t, "/ui/", c.Path)
+		assert.Equal(t, 8*3600, c.MaxAge, "it expires")
+		assert.False(t, c.Secure, "plain HTTP here; Secure under TLS")
+
+		p = b.get("/ui/repo/secret/app")
+		require.Equal(t, http.StatusOK, p.status)
+		assert.Contains(t, p.body, "Signed in as <strong>alice</strong>")
+		assert.Contains(t, p.body, `data-tag="v1"`)
+	})
+
+	t.Run("logout ends the session", func(t *testing.T) {
+		page := b.get("/ui/")
+		require.Equal(t, http.StatusOK, page.status)
+		old := cookieValue(b, s, "idpbuilder_session")
+		require.NotEmpty(t, old)
+		p := b.post("/ui/logout", url.Values{"csrf": {page.csrf(t)}})
+		require.Equal(t, http.StatusSeeOther, p.status)
+		assert.Equal(t, http.StatusSeeOther, b.get("/ui/").status, "logged out")
+		// The old cookie is dead on the server too, not just forgotten by the browser.
+		stolen := s.browser()
+		setCookie(stolen, s, "idpbuilder_session", old)
+		assert.Equal(t, http.StatusSeeOther, stolen.get("/ui/").status)
+		assert.Equal(t, http.StatusMethodNotAllowed, b.get("/ui/logout").status, "a link cannot log anyone out")
+	})
+
+	t.Run("a new session id at every login", func(t *testing.T) {
+		b1 := s.browser()
+		b1.login(uiUser, uiPassword)
+		first := cookieValue(b1, s, "idpbuilder_session")
+		b1.login(uiUser, uiPassword)
+		second := cookieValue(b1, s, "idpbuilder_session")
+		require.NotEmpty(t, first)
+		assert.NotEqual(t, first, second)
+		planted := s.browser()
+		setCookie(planted, s, "idpbuilder_session", "planted-by-an-attacker-0123456789abcdef")
+		planted.login(uiUser, uiPassword)
+		assert.NotEqual(t, "planted-by-an-attacker-0123456789abcdef", cookieValue(planted, s, "idpbuilder_session"))
+	})
+
+	t.Run("no open redirect", func(t *testing.T) {
+		for _, next := range []string{"https://evil.example/", "//evil.example/ui/", "/\\evil.example", "/v2/_catalog", "javascript:alert(1)"} {
+			b1 := s.browser()
+			form := b1.get("/ui/login?next=" + url.QueryEscape(next))
+			assert.Contains(t, form.body, `name="next" value="/ui/"`, next)
+			p := b1.post("/ui/login", url.Values{"csrf": {form.csrf(t)}, "username": {uiUser}, "password": {uiPassword}, "next": {next}})
+			require.Equal(t, http.StatusSeeOther, p.status)
+			assert.Equal(t, "/ui/", p.header.Get("Location"), next)
+		}
+	})
+
+	t.Run("sessions end with their user or password", func(t *testing.T) {
+		b1 := s.browser()
+		b1.login(uiUser, uiPassword)
+		require.Equal(t, http.StatusOK, b1.get("/ui/").status)
+		s.setUsers(map[string]string{uiUser: "a brand new password"})
+		assert.Equal(t, http.StatusSeeOther, b1.get("/ui/").status, "password changed: log in again")
+		p := b1.login(uiUser, "a brand new password")
+		require.Equal(t, http.StatusSeeOther, p.status)
+		require.Equal(t, http.StatusOK, b1.get("/ui/").status)
+		s.setUsers(map[string]string{"bob": "bobs password"})
+		assert.Equal(t, http.StatusSeeOther, b1.get("/ui/").status, "user removed: session over")
+		s.setUsers(map[string]string{uiUser: uiPassword})
+	})
+
+	t.Run("failed logins share the API's budget", func(t *testing.T) {
+		// A stopped clock: the budget does not refill while bcrypt runs.
+		frozen := time.Now()
+		s.reg.login.perUser = newLimiter(failedLoginRate, 3, func() time.Time { return frozen })
+		b1 := s.browser()
+		var last page
+		for range 4 {
+			form := b1.get("/ui/login")
+			last = b1.post("/ui/login", url.Values{"csrf": {form.csrf(t)}, "username": {uiUser}, "password": {"guess"}})
+		}
+		assert.Equal(t, http.StatusTooManyRequests, last.status)
+		assert.NotEmpty(t, last.header.Get("Retry-After"))
+		assert.Contains(t, last.body, "too many failed logins")
+		// The API from the same client is refused too: one budget.
+		req, _ := http.NewRequest(http.MethodGet, s.srv.URL+"/v2/", nil)
+		req.SetBasicAuth(uiUser, "guess")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	})
+}
+
+func cookieValue(b *browser, s *uiServer, name string) string {
+	u, _ := url.Parse(s.srv.URL + "/ui/")
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+func setCookie(b *browser, s *uiServer, name, value string) {
+	u, _ := url.Parse(s.srv.URL + "/ui/")
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/ui/"}})
+}
+
+func TestUIAuthPush(t *testing.T) {
+	s := startUIServer(t, auth.PolicyPush)
+	s.pushImage("open/app:v1", 256, 1)
+	b := s.browser()
+	p := b.get("/ui/repo/open/app")
+	require.Equal(t, http.StatusOK, p.status, "browsing is open")
+	assert.Contains(t, p.body, `data-tag="v1"`)
+	assert.NotContains(t, p.body, "/-/delete?tag=v1", "no delete without a login")
+	assert.Contains(t, p.body, "Log in to delete")
+
+	p = b.get("/ui/repo/open/app/-/delete?tag=v1")
+	assert.Equal(t, http.StatusSeeOther, p.status)
+	assert.Equal(t, "/ui/login?next="+url.QueryEscape("/ui/repo/open/app/-/delete?tag=v1"), p.header.Get("Location"))
+	// An anonymous POST with a valid token is still no delete.
+	tok := b.get("/ui/login").csrf(t)
+	p = b.post("/ui/repo/open/app/-/delete", url.Values{"csrf": {tok}, "tag": {"v1"}})
+	assert.Equal(t, http.StatusSeeOther, p.status)
+	assert.Contains(t, p.header.Get("Location"), "/ui/login")
+	assert.Equal(t, []string{"v1"}, s.tags("open/app"))
+
+	b.login(uiUser, uiPassword)
+	p = b.get("/ui/repo/open/app/-/delete?tag=v1")
+	require.Equal(t, http.StatusOK, p.status)
+	// The anonymous token no longer counts once logged in.
+	p2 := b.post("/ui/repo/open/app/-/delete", url.Values{"csrf": {tok}, "tag": {"v1"}})
+	assert.Equal(t, http.StatusForbidden, p2.status)
+	p = b.post("/ui/repo/open/app/-/delete", url.Values{"csrf": {p.csrf(t)}, "tag": {"v1"}})
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	assert.Empty(t, s.tags("open/app"))
 }

@@ -363,6 +363,7 @@ type page struct {
 	Flash     *flash
 	LoginNext string
 	PullHost  string // host:port clients pull from
+	Secure    bool   // served over TLS
 }
 
 type flash struct {
@@ -374,7 +375,7 @@ func (h *Handler) page(q *request, title, nav string) page {
 	return page{
 		Title: title, Nav: nav, Theme: q.theme, User: q.user, Policy: h.src.Policy(),
 		CanWrite: h.canWrite(q), CSRF: h.csrf(q), Asset: h.assetV, Here: q.r.URL.RequestURI(),
-		LoginNext: urlQueryEscape(safeNext(q.r.URL.RequestURI())), PullHost: q.ep.Host,
+		LoginNext: urlQueryEscape(safeNext(q.r.URL.RequestURI())), PullHost: q.ep.Host, Secure: q.r.TLS != nil,
 	}
 }
 

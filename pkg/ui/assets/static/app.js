@@ -31,7 +31,7 @@
     btn.addEventListener("click", () => {
       const next = currentTheme() === "dark" ? "light" : "dark";
       document.documentElement.dataset.theme = next;
-      const secure = location.protocol === "https:" ? "; Secure" : "";
+      const secure = document.documentElement.dataset.secure === "true" ? "; Secure" : "";
       document.cookie = "idpbuilder_theme=" + next + "; Path=/ui/; Max-Age=31536000; SameSite=Strict" + secure;
       label();
       announce("Switched to the " + next + " theme");
