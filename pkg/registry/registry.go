@@ -152,7 +152,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	}
 	r.eng, r.refs = eng, refs
 	if r.opts.UI != nil {
-		r.ui = newUISource(eng, refs, r.log, r.opts.Auth)
+		r.ui = newUISource(eng, r.opts.DataDir, refs, r.log, r.opts.Auth)
 		if r.uiH, err = r.opts.UI(r.ui); err != nil {
 			_ = eng.close()
 			return fmt.Errorf("web UI: %w", err)

@@ -955,3 +955,27 @@ func TestUIAuthPush(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, p.status, p.body)
 	assert.Empty(t, s.tags("open/app"))
 }
+
+// The UI lists exactly the repositories distribution's catalog lists,
+// repositories nested in repositories included.
+func TestUIRepositoryNamesMatchCatalog(t *testing.T) {
+	s := startUIServer(t, auth.PolicyNone)
+	img := s.pushImage("a:v1", 64, 1)
+	for _, r := range []string{"a/b", "a/b/c", "z", "m/n_o/p-q", "m/n"} {
+		s.copyImage(img, "a", r, "v1")
+	}
+	var want []string
+	require.NoError(t, s.reg.eng.forEachRepository(context.Background(), func(n string) error {
+		want = append(want, n)
+		return nil
+	}))
+	got, err := s.reg.ui.Repositories(context.Background())
+	require.NoError(t, err)
+	assert.ElementsMatch(t, want, got)
+	assert.Equal(t, []string{"a", "a/b", "a/b/c", "m/n", "m/n_o/p-q", "z"}, got)
+
+	empty := startUIServer(t, auth.PolicyNone)
+	got, err = empty.reg.ui.Repositories(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -129,20 +131,20 @@ func (h *Handler) repositories(q *request) {
 		return
 	}
 	lq := strings.ToLower(query)
-	var match []Repository
+	var match []string
 	children := map[string]int{}
-	for _, r := range all {
-		rest := r.Name
+	for _, name := range all {
+		rest := name
 		if ns != "" {
 			var ok bool
-			if rest, ok = strings.CutPrefix(r.Name, ns+"/"); !ok {
+			if rest, ok = strings.CutPrefix(name, ns+"/"); !ok {
 				continue
 			}
 		}
-		if lq != "" && !strings.Contains(r.Name, lq) {
+		if lq != "" && !strings.Contains(name, lq) {
 			continue
 		}
-		match = append(match, r)
+		match = append(match, name)
 		if first, _, nested := strings.Cut(rest, "/"); nested {
 			children[first]++
 		}
@@ -162,7 +164,13 @@ func (h *Handler) repositories(q *request) {
 	slices.SortFunc(data.Namespaces, func(a, b namespaceCount) int { return strings.Compare(a.Name, b.Name) })
 	var from, to int
 	data.Pager, from, to = paginate(len(match), reposPerPage, pageNo, func(p int) string { return reposURL(query, ns, p) })
-	for _, r := range match[from:to] {
+	// Only the repositories shown are summarized.
+	sums, err := h.summaries(q.ctx, match[from:to])
+	if err != nil {
+		h.fail(q, err, "repository list")
+		return
+	}
+	for _, r := range sums {
 		data.Rows = append(data.Rows, repoRow{
 			Name: r.Name, URL: repoURL(r.Name), Namespace: namespaceCrumbs(r.Name), Base: r.Name[strings.LastIndex(r.Name, "/")+1:],
 			Tags: r.Tags, Size: r.Size, LastPush: r.LastPush, Age: formatAge(r.LastPush, q.now),
@@ -170,6 +178,38 @@ func (h *Handler) repositories(q *request) {
 	}
 	data.Flash = h.flashFrom(q)
 	h.render(q, http.StatusOK, "repositories", data)
+}
+
+// summaries summarizes repositories, a few at a time, in the order given;
+// repositories deleted meanwhile are left out.
+func (h *Handler) summaries(ctx context.Context, names []string) ([]Repository, error) {
+	out := make([]Repository, len(names))
+	errs := make([]error, len(names))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(8, len(names)) {
+		wg.Go(func() {
+			for i := range work {
+				out[i], errs[i] = h.src.Repository(ctx, names[i])
+			}
+		})
+	}
+	for i := range names {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	kept := out[:0]
+	for i, r := range out {
+		switch {
+		case errors.Is(errs[i], ErrNotFound):
+		case errs[i] != nil:
+			return nil, errs[i]
+		default:
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
 }
 
 // badge counts the referrers of one kind.
@@ -614,14 +654,12 @@ func (h *Handler) delete(q *request, repo string) {
 		data.Title = "Delete manifest " + repo + "@" + data.Short
 	default:
 		data.What, data.TagCount = "repository", len(tags)
-		all, err := h.src.Repositories(q.ctx)
+		sum, err := h.src.Repository(q.ctx, repo)
 		if err != nil {
 			h.fail(q, err, "repository")
 			return
 		}
-		if i := slices.IndexFunc(all, func(r Repository) bool { return r.Name == repo }); i >= 0 {
-			data.Size = all[i].Size
-		}
+		data.Size = sum.Size
 		data.Title = "Delete repository " + repo
 	}
 	if q.r.Method != http.MethodPost {

@@ -12,8 +12,10 @@ import (
 // (registry.UISource) over the engine's storage and the referrers index, and
 // sends deletes through its own handler stack so every listener sees them.
 type Source interface {
-	// Repositories lists every repository that holds a manifest, sorted by name.
-	Repositories(ctx context.Context) ([]Repository, error)
+	// Repositories lists the name of every repository, sorted.
+	Repositories(ctx context.Context) ([]string, error)
+	// Repository summarizes one repository; ErrNotFound when there is none.
+	Repository(ctx context.Context, name string) (Repository, error)
 	// Tags lists a repository's tags; ErrNotFound when there is no such repository.
 	Tags(ctx context.Context, repo string) ([]Tag, error)
 	// Manifest reads a manifest by tag or digest; ErrNotFound when it is not stored.

@@ -14,7 +14,12 @@ type storagePage struct {
 
 // storage shows what the registry holds.
 func (h *Handler) storage(q *request) {
-	all, err := h.src.Repositories(q.ctx)
+	names, err := h.src.Repositories(q.ctx)
+	if err != nil {
+		h.fail(q, err, "storage report")
+		return
+	}
+	all, err := h.summaries(q.ctx, names)
 	if err != nil {
 		h.fail(q, err, "storage report")
 		return

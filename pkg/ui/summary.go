@@ -68,6 +68,15 @@ func (c *summaryCache) put(key string, s *summary) {
 	}
 }
 
+// ForgetSummaries drops what the UI knows of manifests (benchmarks of a
+// first view use it).
+func (h *Handler) ForgetSummaries() {
+	h.sums.mu.Lock()
+	defer h.sums.mu.Unlock()
+	h.sums.order.Init()
+	clear(h.sums.items)
+}
+
 // summarize describes the manifest repo@digest, reading the platforms' manifests
 // of an index and the image config for its creation time.
 func (h *Handler) summarize(ctx context.Context, repo, digest string) (*summary, error) {
