@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -945,7 +946,17 @@ func TestUIAuthPush(t *testing.T) {
 	assert.Contains(t, p.header.Get("Location"), "/ui/login")
 	assert.Equal(t, []string{"v1"}, s.tags("open/app"))
 
-	b.login(uiUser, uiPassword)
+	// The page's own "Log in" link comes back to the page.
+	p = b.get("/ui/repo/open/app?sort=name")
+	m := regexp.MustCompile(`href="(/ui/login\?next=[^"]+)">Log in</a>`).FindStringSubmatch(p.body)
+	require.NotNil(t, m, p.body)
+	form := b.get(html.UnescapeString(m[1]))
+	require.Equal(t, http.StatusOK, form.status)
+	assert.Contains(t, form.body, `name="next" value="/ui/repo/open/app?sort=name"`)
+	p = b.post("/ui/login", url.Values{"csrf": {form.csrf(t)}, "username": {uiUser}, "password": {uiPassword}, "next": {"/ui/repo/open/app?sort=name"}})
+	require.Equal(t, http.StatusSeeOther, p.status)
+	assert.Equal(t, "/ui/repo/open/app?sort=name", p.header.Get("Location"))
+
 	p = b.get("/ui/repo/open/app/-/delete?tag=v1")
 	require.Equal(t, http.StatusOK, p.status)
 	// The anonymous token no longer counts once logged in.

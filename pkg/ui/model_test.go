@@ -241,7 +241,10 @@ func TestSafeNext(t *testing.T) {
 		"/ui/logout":                "/ui/",
 		"/ui/\r\nSet-Cookie: x=y":   "/ui/",
 		"http:/ui/":                 "/ui/",
-		"/ui//evil.example":         "/ui//evil.example",
+		"/ui//evil.example":         "/ui/",
+		"/ui/repo/a%2Fb/-/delete":   "/ui/repo/a%2Fb/-/delete",
+		"%2Fui%2Frepo":              "/ui/",
+		"/ui/%2F%2Fevil.example":    "/ui/%2F%2Fevil.example",
 	}
 	for in, want := range tests {
 		assert.Equal(t, want, safeNext(in), "%q", in)

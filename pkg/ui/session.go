@@ -170,17 +170,15 @@ func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 }
 
 // safeNext returns next when it is a path of the UI on this origin, else the
-// UI's root: a login link must never send the browser elsewhere.
+// UI's root: a login link must never send the browser elsewhere. next is
+// checked as the browser will read it (raw), and returned as it came.
 func safeNext(next string) string {
 	const home = "/ui/"
-	if next == "" || len(next) > 2048 || strings.ContainsAny(next, "\\\r\n\t") {
+	if !strings.HasPrefix(next, home) || len(next) > 2048 || strings.ContainsAny(next, "\\\r\n\t") || strings.Contains(next, "//") {
 		return home
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
-		return home
-	}
-	if !strings.HasPrefix(u.Path, "/ui/") || strings.HasPrefix(next, "//") {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, home) {
 		return home
 	}
 	for seg := range strings.SplitSeq(u.Path, "/") {
@@ -191,5 +189,5 @@ func safeNext(next string) string {
 	if strings.HasPrefix(u.Path, "/ui/login") || strings.HasPrefix(u.Path, "/ui/logout") {
 		return home
 	}
-	return u.RequestURI()
+	return next
 }

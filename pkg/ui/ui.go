@@ -361,7 +361,7 @@ type page struct {
 	Asset     string
 	Here      string // this page's path and query, for "log in" links
 	Flash     *flash
-	LoginNext string
+	LoginNext string // where the login form returns to (the template escapes it)
 	PullHost  string // host:port clients pull from
 	Secure    bool   // served over TLS
 }
@@ -375,7 +375,7 @@ func (h *Handler) page(q *request, title, nav string) page {
 	return page{
 		Title: title, Nav: nav, Theme: q.theme, User: q.user, Policy: h.src.Policy(),
 		CanWrite: h.canWrite(q), CSRF: h.csrf(q), Asset: h.assetV, Here: q.r.URL.RequestURI(),
-		LoginNext: urlQueryEscape(safeNext(q.r.URL.RequestURI())), PullHost: q.ep.Host, Secure: q.r.TLS != nil,
+		LoginNext: safeNext(q.r.URL.RequestURI()), PullHost: q.ep.Host, Secure: q.r.TLS != nil,
 	}
 }
 
