@@ -35,10 +35,11 @@ e2e: ## end-to-end tests against real Docker, containerd, skopeo and the OCI con
 bench: ## registry benchmarks (BENCHTIME=5x to change)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/registry/
 
-fuzz: ## fuzz the auth header parser, the route parser and the registry's request handling (FUZZTIME=30s each)
+fuzz: ## fuzz the auth header parser, the route parser, the registry's request handling and its token flow (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBasic$$' -fuzztime $(FUZZTIME) ./pkg/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegistryRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 
 bench-smoke: ## run every benchmark once, to keep them working
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

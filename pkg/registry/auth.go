@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"crypto/sha256"
-	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -123,50 +122,4 @@ func (g *loginGate) verify(ctx context.Context, client, user, password string) (
 // malformed spends the client's budget for a header that is no credential.
 func (g *loginGate) malformed(client string) (ok bool, retry time.Duration) {
 	return g.perClient.take(client)
-}
-
-// withAuth applies the policy. Credentials, when sent, are always checked (so
-// `docker login` fails on a wrong password even where pulls are anonymous).
-func withAuth(next http.Handler, opts AuthOptions, gate *loginGate) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		header := r.Header.Get("Authorization")
-		needs := opts.Policy.Requires(r.Method) || (opts.Policy != auth.PolicyNone && routeOf(r).Kind == RoutePing)
-		if header == "" {
-			if needs {
-				challenge(w, "authentication required")
-				return
-			}
-			next.ServeHTTP(w, r)
-			return
-		}
-		ip := clientIP(r)
-		user, pass, ok := auth.ParseBasic(header)
-		if !ok {
-			if ok, retry := gate.malformed(ip); !ok {
-				tooMany(w, retry, "too many failed logins from this client")
-				return
-			}
-			challenge(w, "malformed Authorization header (want Basic)")
-			return
-		}
-		good, retry, err := gate.check(r.Context(), ip, user, pass)
-		switch {
-		case retry > 0:
-			tooMany(w, retry, "too many failed logins for this user from this client")
-		case err != nil:
-			writeOCIError(w, http.StatusInternalServerError, codeUnknown, "cannot read the user database")
-		case !good:
-			challenge(w, "invalid username or password")
-		default:
-			if ri := infoFrom(r.Context()); ri != nil {
-				ri.user = user
-			}
-			next.ServeHTTP(w, r)
-		}
-	})
-}
-
-func challenge(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="idpbuilder registry"`)
-	writeOCIError(w, http.StatusUnauthorized, codeUnauthorized, msg)
 }

@@ -38,7 +38,7 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	}
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
 		r.login = newLoginGate(a.Verifier, nil)
-		ls = append(ls, layer{layerAuth, func(h http.Handler) http.Handler { return withAuth(h, *a, r.login) }})
+		ls = append(ls, layer{layerAuth, newAuthorizer(*a, r.login, r.tokens).wrap}) // and the token endpoint
 	}
 	ls = append(ls,
 		layer{"limits", withLimits},

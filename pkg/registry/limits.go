@@ -54,7 +54,7 @@ func checkRequest(r *http.Request, rt Route) *ociError {
 	switch rt.Kind {
 	case RouteLive, RouteReady:
 		return &ociError{Status: http.StatusMethodNotAllowed, Code: codeUnsupported, Message: "health endpoints answer GET only"}
-	case RouteUnknown:
+	case RouteUnknown, RouteToken: // the token endpoint answers before this layer, when auth is on
 		return &ociError{Status: http.StatusNotFound, Code: codeUnsupported, Message: "no such endpoint: " + r.Method + " " + r.URL.Path}
 	case RouteManifest:
 		if r.Method == http.MethodPut && r.ContentLength > maxManifestSize {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
 )
 
 // Options configure a Registry.
@@ -56,8 +58,9 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
-	login   *loginGate // nil without auth
-	ui      *UISource  // nil without the UI
+	login   *loginGate        // nil without auth
+	tokens  *auth.TokenSigner // keyed from the data dir's secret
+	ui      *UISource         // nil without the UI
 	uiH     http.Handler
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
@@ -151,6 +154,7 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		return err
 	}
 	r.eng, r.refs = eng, refs
+	r.tokens = auth.NewTokenSigner([]byte(secret))
 	if r.opts.UI != nil {
 		r.ui = newUISource(eng, r.opts.DataDir, refs, r.log, r.opts.Auth)
 		if r.uiH, err = r.opts.UI(r.ui); err != nil {

@@ -24,9 +24,10 @@ const (
 	RouteBlob                       // /v2/<name>/blobs/<digest>
 	RouteUpload                     // /v2/<name>/blobs/uploads/[<id>]
 	RouteReferrers                  // /v2/<name>/referrers/<digest>
+	RouteToken                      // /auth/token, the token endpoint
 )
 
-var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers"}
+var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token"}
 
 func (k RouteKind) String() string {
 	if int(k) < len(routeNames) {
@@ -81,6 +82,8 @@ func parseRoute(path string) Route {
 		return Route{Kind: RoutePing}
 	case "/v2/_catalog":
 		return Route{Kind: RouteCatalog}
+	case tokenPath:
+		return Route{Kind: RouteToken}
 	}
 	rest, ok := strings.CutPrefix(path, "/v2/")
 	if !ok {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"container/list"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +49,6 @@ type UISource struct {
 
 	blobs *byteCache // manifests and image configs, by canonical digest
 
-	users usersCache
 }
 
 // uiRepo is what the UI shows of a repository, kept until a manifest event
@@ -668,55 +665,18 @@ func (s *UISource) Current(id ui.Identity) bool {
 	return ok && id.Stamp != "" && stamp == id.Stamp
 }
 
-// stamp identifies a user's current password hash without revealing it.
+// stamp identifies a user's current password (the verifier's credential
+// stamp, as tokens carry it), without revealing it.
 func (s *UISource) stamp(user string) (string, bool) {
 	if s.authOpts == nil || s.authOpts.Verifier == nil {
 		return "", false
 	}
-	users, err := s.users.load(s.authOpts.Verifier.File)
+	stamp, ok, err := s.authOpts.Verifier.Stamp(user)
 	if err != nil {
 		s.log.Warn("ui: read users", "err", err)
 		return "", false
 	}
-	hash, ok := users[user]
-	if !ok {
-		return "", false
-	}
-	sum := sha256.Sum256([]byte(user + "\x00" + hash))
-	return hex.EncodeToString(sum[:16]), true
-}
-
-// usersCache reloads the user file when its size or modification time changes.
-type usersCache struct {
-	mu    sync.Mutex
-	size  int64
-	mod   time.Time
-	found bool
-	users map[string]string
-}
-
-func (c *usersCache) load(file auth.Htpasswd) (map[string]string, error) {
-	fi, err := os.Stat(file.Path)
-	found := err == nil
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	var size int64
-	var mod time.Time
-	if found {
-		size, mod = fi.Size(), fi.ModTime()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.users != nil && c.found == found && c.size == size && c.mod.Equal(mod) {
-		return c.users, nil
-	}
-	users, err := file.Load()
-	if err != nil {
-		return nil, err
-	}
-	c.users, c.found, c.size, c.mod = users, found, size, mod
-	return users, nil
+	return stamp, ok
 }
 
 // repoGate lets a repository be emptied with no manifest push to it in flight:

@@ -57,6 +57,23 @@ func TestOCIConformance(t *testing.T) {
 	}
 }
 
+// TestOCIConformanceAuthPush runs the conformance runner with credentials
+// under --auth push, the default once a user exists: anonymous reads, writes
+// through the token flow (the runner follows Bearer challenges to
+// /auth/token, scopes and cross-repository mounts included).
+func TestOCIConformanceAuthPush(t *testing.T) {
+	home := t.TempDir()
+	addUser(t, home, "conformance", "conformance-password")
+	srv := startServerHome(t, home, "", "--auth", "push")
+	runConformance(t, srv, []string{"OCI_USERNAME=conformance", "OCI_PASSWORD=conformance-password"})
+	log := srv.stderr.String()
+	for _, want := range []string{"user=conformance method=GET path=/auth/token route=token status=200", "user=conformance method=POST", "user=conformance method=DELETE"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the access log shows no %q:\n%s", want, lastLines(log, 20))
+		}
+	}
+}
+
 // addUser adds a registry user in the state dir under home.
 func addUser(t testing.TB, home, user, password string) {
 	t.Helper()

@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +63,9 @@ func newKindHarness(t *testing.T, name string) *kindHarness {
 		path = dir + string(os.PathListSeparator) + path
 	}
 	home := t.TempDir() // the state dir (registry data) lives here across delete/create
+	// A per-run suffix: a node Docker could not remove in an earlier run (seen: a
+	// `runc init` stuck in uninterruptible sleep) must not block this run's cluster.
+	name = fmt.Sprintf("%s-%04x", name, rand.IntN(1<<16))
 	h := &kindHarness{
 		t: t, home: home, name: name, port: freePort(t), nodeImage: nodeImage,
 		env: append(os.Environ(),
@@ -76,11 +80,26 @@ func newKindHarness(t *testing.T, name string) *kindHarness {
 			out, _, _ := h.run("registry", "status")
 			t.Logf("registry status at failure:\n%s", out)
 		}
-		if _, errOut, code := h.run("delete", "--purge"); code != 0 {
-			t.Errorf("delete --purge exited %d: %s", code, errOut)
-		}
+		h.deletePurge()
 	})
 	return h
+}
+
+// deletePurge removes the cluster and its registry. Docker sometimes needs more
+// than one try to kill a busy node (it reported "did not receive an exit event"
+// under load), so a failure is retried before it fails the test.
+func (h *kindHarness) deletePurge() {
+	h.t.Helper()
+	var errOut string
+	var code int
+	for attempt := 1; attempt <= 4; attempt++ {
+		if _, errOut, code = h.run("delete", "--purge"); code == 0 {
+			return
+		}
+		h.t.Logf("delete --purge (attempt %d) exited %d: %s", attempt, code, lastLines(errOut, 5))
+		time.Sleep(time.Duration(attempt) * 5 * time.Second)
+	}
+	h.t.Errorf("delete --purge exited %d after 4 attempts: %s", code, errOut)
 }
 
 func fileExists(p string) bool {
