@@ -40,6 +40,7 @@ fuzz: ## fuzz the auth header parser, the route parser, the registry's request h
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBasic$$' -fuzztime $(FUZZTIME) ./pkg/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegistryRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzUIRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 
 bench-smoke: ## run every benchmark once, to keep them working

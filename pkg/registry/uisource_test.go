@@ -990,3 +990,42 @@ func TestUIRepositoryNamesMatchCatalog(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, got)
 }
+
+// FuzzUIRequests: no request to the UI, however malformed, gets a 5xx or an
+// answer that names the data dir. The registry holds an image, an index and
+// a chart so that pages have something to render.
+func FuzzUIRequests(f *testing.F) {
+	s := startUIServer(f, auth.PolicyPush)
+	s.pushImage("team/app:v1", 128, 1)
+	s.pushIndex("multi:latest")
+	s.pushChart("charts/c", "1.0.0")
+	h := s.reg.Handler()
+	for _, seed := range []string{
+		"/ui/", "/ui/?q=app&ns=team&page=2", "/ui/?ns=../..", "/ui/repo/team/app", "/ui/repo/multi/-/manifest/latest?platform=x",
+		"/ui/repo/multi/-/manifest/sha256:" + strings.Repeat("0", 64), "/ui/repo/team/app/-/delete?tag=v1", "/ui/repo/team/app/-/delete?digest=sha256:zz",
+		"/ui/login?next=//evil", "/ui/logout", "/ui/storage", "/ui/static/app.js", "/ui/static/../../etc/passwd", "/ui/repo/%2e%2e/-/manifest/x",
+		"/ui/repo/a/-/-/-/manifest/latest", "/", "/ui",
+	} {
+		for _, m := range []byte{0, 1, 3} {
+			f.Add(m, seed, "csrf=x&tag=v1&confirm=team%2Fapp&username=alice&password=x&next=%2Fui%2F")
+		}
+	}
+	methods := []string{"GET", "HEAD", "POST", "PUT", "DELETE"}
+	f.Fuzz(func(t *testing.T, m byte, target, form string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return
+		}
+		req := &http.Request{Method: methods[int(m)%len(methods)], URL: u, Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+			Body: io.NopCloser(strings.NewReader(form)), Host: s.host, RemoteAddr: "127.0.0.1:1234", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+		req = req.WithContext(context.Background())
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Errorf("%s %s -> %d %s", req.Method, target, rec.Code, rec.Body.String())
+		}
+		if strings.Contains(rec.Body.String(), s.dir) {
+			t.Errorf("%s %s: the answer names the data dir", req.Method, target)
+		}
+	})
+}
