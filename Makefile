@@ -36,7 +36,7 @@ e2e: ## end-to-end tests against real Docker, containerd, skopeo, Chromium and t
 bench: ## registry benchmarks (BENCHTIME=5x to change)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/registry/
 
-fuzz: ## fuzz the auth header parser, the route parser, the registry's request handling and its token flow (FUZZTIME=30s each)
+fuzz: ## fuzz the auth header parser, the route parser, the registry's request handling, its token flow and the web UI (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBasic$$' -fuzztime $(FUZZTIME) ./pkg/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegistryRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
