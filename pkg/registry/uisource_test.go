@@ -187,9 +187,6 @@ type rawManifest struct {
 
 func (m rawManifest) RawManifest() ([]byte, error)        { return m.body, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return m.mediaType, nil }
-func (m rawManifest) descriptor(artifactType string) v1.Descriptor {
-	return v1.Descriptor{MediaType: string(m.mediaType), Digest: digest.FromBytes(m.body), Size: int64(len(m.body)), ArtifactType: artifactType}
-}
 
 // pushArtifact uploads blobs and pushes an OCI manifest naming them; ref "" pushes by digest.
 func (s *uiServer) pushArtifact(repo, ref, artifactType string, config v1.Descriptor, configBody []byte, layers map[string][]byte, subject *v1.Descriptor) rawManifest {
@@ -408,7 +405,7 @@ func TestUIShowsWhatWasPushed(t *testing.T) {
 		require.Equal(t, http.StatusOK, p.status)
 		checkPage(t, "/ui/repo/multi", p)
 		assert.Contains(t, p.body, "multi-arch index")
-		assert.Contains(t, p.body, fmt.Sprintf(`<span class="plat">linux/amd64</span>`))
+		assert.Contains(t, p.body, `<span class="plat">linux/amd64</span>`)
 		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, amd), humanSize(imageSize(t, amd))))
 		assert.Contains(t, p.body, `<span class="plat">linux/arm64/v8</span>`)
 		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, arm), humanSize(imageSize(t, arm))))
