@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 
 FUZZTIME  ?= 30s
 
-.PHONY: help build test lint e2e bench bench-smoke fuzz fuzz-smoke test-all clean
+.PHONY: help build test cover lint e2e bench bench-smoke fuzz fuzz-smoke test-all clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,13 @@ build: ## build a static binary into bin/ (and the docker-credential-idpbuilder 
 
 test: ## unit tests (race detector on)
 	$(GO) test -race -count=1 ./...
+
+cover: ## unit test coverage per package and in total (profile: results/cover.out)
+	@mkdir -p results
+	@$(GO) test -count=1 -coverprofile=results/cover.out ./... > results/cover.txt 2>&1 || { cat results/cover.txt; exit 1; }
+	@awk '/coverage:/ { p = ""; c = ""; for (i = 1; i <= NF; i++) { if ($$i ~ /^github\.com\//) p = $$i; if ($$i == "coverage:") c = $$(i+1) } \
+		sub("^$(PKG)/", "", p); printf "  %-28s %7s\n", p, c }' results/cover.txt
+	@$(GO) tool cover -func=results/cover.out | awk '/^total:/ { printf "  %-28s %7s\n", "total", $$NF }'
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi

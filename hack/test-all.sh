@@ -25,7 +25,9 @@ command -v ctr >/dev/null || pkgs+=(containerd)
 command -v skopeo >/dev/null || pkgs+=(skopeo)
 command -v iptables >/dev/null || pkgs+=(iptables)
 command -v make >/dev/null || pkgs+=(make)
-command -v gcc >/dev/null || pkgs+=(gcc) # go test -race needs cgo
+command -v gcc >/dev/null || pkgs+=(gcc) # go test -race needs cgo; runc (containerd 2 node image) too
+command -v pkg-config >/dev/null || pkgs+=(pkg-config) # runc's libseccomp binding
+dpkg -s libseccomp-dev >/dev/null 2>&1 || pkgs+=(libseccomp-dev)
 command -v git >/dev/null || pkgs+=(git)
 command -v debootstrap >/dev/null || pkgs+=(debootstrap) # builds the offline Kind node image
 command -v chromium >/dev/null || pkgs+=(chromium)       # the web UI's tests in a real browser
@@ -75,23 +77,43 @@ else
   echo "note: no egress guard at $guard; test containers keep this machine's normal network access"
 fi
 
-# The Kind end-to-end tests need a node image. Here no registry is reachable, so it
-# is built from Debian packages and Go modules (about 20 minutes cold) when missing;
-# with internet, set IDPBUILDER_NODE_IMAGE=kindest/node:<version> instead.
-node_image=${IDPBUILDER_NODE_IMAGE:-kind-offline/node:v1.34.4}
+# The Kind end-to-end tests run on two node images: containerd 1.6, and
+# containerd 2.x as current kind releases ship. No registry is reachable here, so
+# they are built from Debian packages and Go modules when missing (the 1.6 one
+# first, about 20 minutes cold; the containerd 2 one reuses its stages, about 2
+# minutes more). With internet, set IDPBUILDER_NODE_IMAGES=kindest/node:<version>
+# (comma-separated for several) instead; IDPBUILDER_NODE_IMAGE (one image) still works.
 node_builder=$repo/../shared/kind-node/build-node-image.sh
-if ! docker image inspect "$node_image" >/dev/null 2>&1; then
-  if [ -f "$node_builder" ]; then
-    log "building Kind node image $node_image (cold: ~20 min)"
-    node_start=$(date +%s)
-    $SUDO env IMAGE="$node_image" bash "$node_builder"
-    echo "node image built in $(( $(date +%s) - node_start ))s"
-  else
-    echo "Kind node image $node_image is missing: pull one (docker pull kindest/node:v1.34.0) and set IDPBUILDER_NODE_IMAGE" >&2
+build_node_image() { # build_node_image IMAGE [CONTAINERD]
+  local image=$1 containerd=${2:-}
+  docker image inspect "$image" >/dev/null 2>&1 && return 0
+  if [ ! -f "$node_builder" ]; then
+    echo "Kind node image $image is missing: pull one (docker pull kindest/node:v1.34.0) and set IDPBUILDER_NODE_IMAGES" >&2
     exit 1
   fi
+  log "building Kind node image $image"
+  local node_start
+  node_start=$(date +%s)
+  $SUDO env IMAGE="$image" ${containerd:+CONTAINERD=$containerd} bash "$node_builder"
+  echo "node image $image built in $(( $(date +%s) - node_start ))s"
+}
+if [ -z "${IDPBUILDER_NODE_IMAGES:-}" ]; then
+  if [ -n "${IDPBUILDER_NODE_IMAGE:-}" ]; then
+    IDPBUILDER_NODE_IMAGES=$IDPBUILDER_NODE_IMAGE
+  else # the 1.6 image first: the containerd 2 one reuses its cached stages
+    IDPBUILDER_NODE_IMAGES=kind-offline/node:v1.34.4,kind-offline/node:v1.34.4-containerd2
+  fi
 fi
-export IDPBUILDER_NODE_IMAGE=$node_image
+IFS=, read -ra node_images <<<"$IDPBUILDER_NODE_IMAGES"
+for image in "${node_images[@]}"; do
+  case $image in
+    kind-offline/*-containerd2) build_node_image "$image" 2 ;;
+    kind-offline/*) build_node_image "$image" ;;
+    *) docker image inspect "$image" >/dev/null 2>&1 || docker pull "$image" ;;
+  esac
+done
+export IDPBUILDER_NODE_IMAGES
+unset IDPBUILDER_NODE_IMAGE
 # Here a missing browser fails the UI's browser tests instead of skipping them.
 export IDPBUILDER_REQUIRE_BROWSER=1
 

@@ -92,11 +92,11 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad env", args: []string{"registry", "serve"}, env: map[string]string{"IDPBUILDER_ADDR": "nope"}, wantCode: ExitUsage, wantErr: "env IDPBUILDER_ADDR"},
 		{
 			name: "port in use", args: []string{"registry", "serve", "--addr", busy.Addr().String(), "--data-dir", filepath.Join(tmp, "d1")},
-			wantCode: ExitUsage, wantErr: "already in use", dataDir: filepath.Join(tmp, "d1"),
+			wantCode: ExitUsage, wantErr: "already in use\nstop the process using it, or choose another address with --addr", dataDir: filepath.Join(tmp, "d1"),
 		},
 		{
 			name: "unusable data dir", args: []string{"registry", "serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(file, "d2")},
-			wantCode: ExitUsage, wantErr: "data dir", dataDir: filepath.Join(file, "d2"),
+			wantCode: ExitUsage, wantErr: "choose another directory with --data-dir", dataDir: filepath.Join(file, "d2"),
 		},
 		{name: "bad version output", args: []string{"version", "-o", "xml"}, wantCode: ExitUsage, wantErr: "unknown output format"},
 	}

@@ -110,15 +110,11 @@ func runCreate(ctx context.Context, stdio IO, cfg config.Config, withRegistry, r
 		return err
 	}
 	step(stdio.Err, "Wiring %d node(s): hosts.toml for %v", len(ns), reg.Names())
-	if err := kind.WireNodes(ctx, ns, reg); err != nil {
-		return err
-	}
-	cp, err := cl.ControlPlane()
-	if err != nil {
+	if err := cl.WireNodes(ctx, reg); err != nil {
 		return err
 	}
 	step(stdio.Err, "Publishing kube-public/local-registry-hosting and %s for pods", reg.InClusterHost())
-	if err := kind.ApplyObjects(ctx, cp, reg); err != nil {
+	if err := cl.ApplyObjects(ctx, reg); err != nil {
 		return err
 	}
 

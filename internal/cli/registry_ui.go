@@ -77,7 +77,7 @@ func openBrowser(ctx context.Context, stdio IO, url string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := exec.Command(opener, url).Output(ctx); err != nil {
+	if _, err := exec.Output(exec.Local().Command(ctx, opener, url)); err != nil {
 		if exec.NotFound(err) {
 			fmt.Fprintf(stdio.Err, "No %s here to open a browser: open the URL above yourself.\n", opener)
 			return

@@ -4,11 +4,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -53,13 +51,16 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(stdio.Err, "Error: %v\n", err)
-	var ue usageError
-	// cobra reports an unknown subcommand with a plain error; it is a usage error too.
-	if errors.As(err, &ue) || config.IsConfigError(err) || strings.HasPrefix(err.Error(), "unknown command ") {
-		return ExitUsage
+	// cobra reports an unknown subcommand with a plain error: its own lookup
+	// failing tells it is the user's input.
+	if _, _, ferr := root.Find(args); ferr != nil {
+		err = Usage(err)
 	}
-	return ExitFailure
+	fmt.Fprintf(stdio.Err, "Error: %v\n", err)
+	if h := hint(err); h != "" {
+		fmt.Fprintln(stdio.Err, h)
+	}
+	return exitCode(err)
 }
 
 // usageArgs makes a positional-argument check report a usage error (exit code 2).

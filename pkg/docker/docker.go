@@ -4,6 +4,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,10 +15,12 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/exec"
 )
 
-// Client runs the docker CLI.
+// Client runs the docker CLI. The zero value runs "docker" on this machine.
 type Client struct {
 	// Bin is the docker executable; "docker" when empty.
 	Bin string
+	// Exec runs it; this machine when nil (tests pass a recorder: pkg/exec/exectest).
+	Exec exec.Cmder
 }
 
 // ErrNotRunning means the docker CLI is missing or cannot reach an engine.
@@ -30,11 +33,16 @@ func (c *Client) bin() string {
 	return c.Bin
 }
 
-func (c *Client) cmd(args ...string) *exec.Cmd { return exec.Command(c.bin(), args...) }
+func (c *Client) cmd(ctx context.Context, args ...string) exec.Cmd {
+	x := c.Exec
+	if x == nil {
+		x = exec.Local()
+	}
+	return x.Command(ctx, c.bin(), args...)
+}
 
 func (c *Client) output(ctx context.Context, args ...string) (string, error) {
-	out, err := c.cmd(args...).Output(ctx)
-	return strings.TrimSpace(string(out)), err
+	return exec.OutputString(c.cmd(ctx, args...))
 }
 
 // Server describes the engine.
@@ -74,14 +82,17 @@ func (c *Client) ImageExists(ctx context.Context, ref string) (bool, error) {
 
 // Load runs `docker load` on an image tarball.
 func (c *Client) Load(ctx context.Context, tarball io.Reader) error {
-	cmd := c.cmd("load", "--quiet")
-	cmd.Stdin = tarball
-	return cmd.Run(ctx)
+	return c.cmd(ctx, "load", "--quiet").SetStdin(tarball).Run()
 }
 
-// ImageTags lists repo:tag of the images of a repository.
-func (c *Client) ImageTags(ctx context.Context, repo string) ([]string, error) {
-	out, err := c.output(ctx, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo)
+// ImageTags lists repo:tag of the images of a repository that pass every
+// filter (docker's --filter syntax, e.g. "label=key=value").
+func (c *Client) ImageTags(ctx context.Context, repo string, filters ...string) ([]string, error) {
+	args := []string{"image", "ls", "--format", "{{.Repository}}:{{.Tag}}"}
+	for _, f := range filters {
+		args = append(args, "--filter", f)
+	}
+	out, err := c.output(ctx, append(args, repo)...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +107,7 @@ func (c *Client) RemoveImage(ctx context.Context, ref string) error {
 
 // Save streams `docker save ref` to w.
 func (c *Client) Save(ctx context.Context, w io.Writer, refs ...string) error {
-	cmd := c.cmd(append([]string{"save"}, refs...)...)
-	cmd.Stdout = w
-	return cmd.Run(ctx)
+	return c.cmd(ctx, append([]string{"save"}, refs...)...).SetStdout(w).Run()
 }
 
 // Container is what idpbuilder needs to know of a container.
@@ -139,8 +148,11 @@ func (c *Client) InspectContainer(ctx context.Context, name string) (*Container,
 			Networks map[string]struct{ IPAddress string }
 		}
 	}
-	if err := json.Unmarshal([]byte(out), &raw); err != nil || len(raw) != 1 {
-		return nil, fmt.Errorf("parse docker inspect of %s: %v", name, err)
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		return nil, fmt.Errorf("parse docker inspect of %s: %w", name, err)
+	}
+	if len(raw) != 1 {
+		return nil, fmt.Errorf("docker inspect of %s returned %d containers", name, len(raw))
 	}
 	r := raw[0]
 	ct := &Container{
@@ -179,16 +191,15 @@ func (c *Client) Stop(ctx context.Context, name string, timeoutSeconds int) erro
 	return err
 }
 
-// Logs returns the last lines of a container's logs (stdout and stderr).
+// Logs returns the last lines of a container's logs, both streams interleaved as
+// docker replays them (the registry logs to stderr), or why they cannot be read.
 func (c *Client) Logs(ctx context.Context, name string, tail int) string {
-	out, err := c.cmd("logs", "--tail", fmt.Sprint(tail), name).Output(ctx)
-	if err != nil {
-		var e *exec.Error
-		if errors.As(err, &e) {
-			return strings.TrimSpace(string(out) + e.Stderr)
-		}
+	var both bytes.Buffer
+	err := c.cmd(ctx, "logs", "--tail", fmt.Sprint(tail), name).SetStdout(&both).SetStderr(&both).Run()
+	if out := strings.TrimSpace(both.String()); out != "" || err == nil {
+		return out // on failure, docker's own message is in it
 	}
-	return strings.TrimSpace(string(out))
+	return err.Error()
 }
 
 // NetworkGateway returns the IPv4 gateway of a network ("" when it has none).
@@ -224,17 +235,25 @@ func (c *Client) ConnectNetwork(ctx context.Context, network, container string, 
 		args = append(args, "--alias", a)
 	}
 	_, err := c.output(ctx, append(args, network, container)...)
-	if err != nil && strings.Contains(err.Error(), "already exists in network") {
+	if stderrSays(err, "already exists in network") {
 		return nil
 	}
 	return err
 }
 
-func isNoSuch(err error) bool {
+func isNoSuch(err error) bool { return stderrSays(err, "no such", "not found") }
+
+// stderrSays reports whether docker failed saying one of msgs (case-insensitive).
+func stderrSays(err error, msgs ...string) bool {
 	var e *exec.Error
 	if !errors.As(err, &e) {
 		return false
 	}
 	s := strings.ToLower(e.Stderr)
-	return strings.Contains(s, "no such") || strings.Contains(s, "not found")
+	for _, m := range msgs {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
 }

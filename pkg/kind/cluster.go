@@ -1,20 +1,22 @@
 package kind
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	osexec "os/exec"
 	"slices"
 	"strings"
 	"time"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/constants"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
-	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 	kindlog "sigs.k8s.io/kind/pkg/log"
+
+	"github.com/idpbuilder/idpbuilder/pkg/exec"
 )
 
 // Network is the docker network kind puts nodes on.
@@ -24,6 +26,22 @@ const Network = "kind"
 type Cluster struct {
 	Name     string
 	provider *cluster.Provider
+	// listNodes lists the nodes: through kind's provider, or a fixed list in tests.
+	listNodes func() ([]Node, error)
+}
+
+// Node is one node of the cluster and the way to run programs in it.
+type Node struct {
+	Name string
+	// Role is kind's: "control-plane" or "worker".
+	Role string
+	Exec exec.Cmder
+}
+
+func (n Node) String() string { return n.Name }
+
+func (n Node) command(ctx context.Context, name string, args ...string) exec.Cmd {
+	return n.Exec.Command(ctx, name, args...)
 }
 
 // New returns a handle on the cluster called name, with kind's auto-detected
@@ -37,7 +55,9 @@ func New(name string, logger kindlog.Logger) (*Cluster, error) {
 	if opt != nil {
 		opts = append(opts, opt)
 	}
-	return &Cluster{Name: name, provider: cluster.NewProvider(opts...)}, nil
+	c := &Cluster{Name: name, provider: cluster.NewProvider(opts...)}
+	c.listNodes = c.providerNodes
+	return c, nil
 }
 
 // Exists reports whether a cluster by this name exists.
@@ -74,68 +94,78 @@ func (c *Cluster) Delete() error {
 	return nil
 }
 
-// Nodes lists the cluster's nodes (without the external load balancer).
-func (c *Cluster) Nodes() ([]nodes.Node, error) {
-	ns, err := c.provider.ListInternalNodes(c.Name)
+// KubeConfig returns the cluster's kubeconfig for use from this machine.
+func (c *Cluster) KubeConfig() (string, error) {
+	return c.provider.KubeConfig(c.Name, false)
+}
+
+// Nodes lists the cluster's nodes (without the external load balancer), sorted by name.
+func (c *Cluster) Nodes() ([]Node, error) {
+	ns, err := c.listNodes()
 	if err != nil {
 		return nil, fmt.Errorf("list nodes of %q: %w", c.Name, err)
 	}
 	if len(ns) == 0 {
 		return nil, fmt.Errorf("cluster %q has no nodes", c.Name)
 	}
+	slices.SortFunc(ns, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
 	return ns, nil
 }
 
 // ControlPlane returns the first control-plane node.
-func (c *Cluster) ControlPlane() (nodes.Node, error) {
+func (c *Cluster) ControlPlane() (Node, error) {
 	ns, err := c.Nodes()
+	if err != nil {
+		return Node{}, err
+	}
+	for _, n := range ns {
+		if n.Role == constants.ControlPlaneNodeRoleValue {
+			return n, nil
+		}
+	}
+	return Node{}, fmt.Errorf("cluster %q has no control-plane node", c.Name)
+}
+
+func (c *Cluster) providerNodes() ([]Node, error) {
+	kns, err := c.provider.ListInternalNodes(c.Name)
 	if err != nil {
 		return nil, err
 	}
-	cps, err := nodeutils.ControlPlaneNodes(ns)
-	if err != nil || len(cps) == 0 {
-		return nil, fmt.Errorf("cluster %q has no control-plane node: %v", c.Name, err)
-	}
-	return cps[0], nil
-}
-
-// KubeConfig returns the cluster's kubeconfig for use from this machine.
-func (c *Cluster) KubeConfig() (string, error) {
-	return c.provider.KubeConfig(c.Name, false)
-}
-
-// ErrForeignConfig means an existing cluster was not made with the registry wiring.
-var ErrForeignConfig = errors.New("the cluster exists but its containerd does not read " + CertsDir)
-
-// CheckWiringPossible verifies every node's containerd has config_path set, which
-// only a cluster created with our patch has (containerd reads it at start only).
-func (c *Cluster) CheckWiringPossible(ctx context.Context) error {
-	ns, err := c.Nodes()
-	if err != nil {
-		return err
-	}
-	for _, n := range ns {
-		out, err := nodeOutput(ctx, n, nil, "cat", "/etc/containerd/config.toml")
+	var ns []Node
+	for _, kn := range kns {
+		role, err := kn.Role()
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("role of node %s: %w", kn, err)
 		}
-		if !strings.Contains(out, `config_path = "`+CertsDir+`"`) {
-			return fmt.Errorf("%w (node %s): it was not created by idpbuilder; recreate it with `idpbuilder create --name %s --recreate`", ErrForeignConfig, n, c.Name)
-		}
+		ns = append(ns, Node{Name: kn.String(), Role: role, Exec: exec.NewCmder("node "+kn.String(), nodeRunner(kn))})
 	}
-	return nil
+	return ns, nil
 }
 
-// nodeOutput runs a command in a node and returns its stdout; errors carry stderr.
-func nodeOutput(ctx context.Context, n nodes.Node, stdin io.Reader, name string, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := n.CommandContext(ctx, name, args...).SetStdout(&stdout).SetStderr(&stderr)
-	if stdin != nil {
-		cmd.SetStdin(stdin)
+// nodeRunner runs commands in a node through kind's own handle on it (docker
+// exec, or podman's), so node commands fail the same way local ones do.
+func nodeRunner(kn nodes.Node) exec.Runner {
+	return func(ctx context.Context, s exec.Spec) (int, error) {
+		cmd := kn.CommandContext(ctx, s.Name, s.Args...).SetStdout(s.Stdout).SetStderr(s.Stderr)
+		if s.Stdin != nil {
+			cmd.SetStdin(s.Stdin)
+		}
+		if s.Env != nil {
+			cmd.SetEnv(s.Env...)
+		}
+		err := cmd.Run()
+		if err == nil {
+			return 0, nil
+		}
+		// kind's RunError names its docker exec command line; ours names the
+		// command in the node, so keep only the cause.
+		if re := kindexec.RunErrorForError(err); re != nil && re.Inner != nil {
+			err = re.Inner
+		}
+		var ee *osexec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), err
+		}
+		return -1, err
 	}
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		return stdout.String(), fmt.Errorf("on node %s: %s %s: %w: %s", n, name, strings.Join(args, " "), err, msg)
-	}
-	return stdout.String(), nil
 }

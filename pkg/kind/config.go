@@ -14,13 +14,31 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// CertsDir is where nodes' containerd looks for per-registry host configuration.
+// CertsDir is where idpbuilder writes the nodes' per-registry host configuration
+// (hosts.toml), and where containerd looks for it when its config_path names it.
 const CertsDir = "/etc/containerd/certs.d"
 
-// ContainerdPatch points containerd's CRI registry config at CertsDir. It is not
-// the default even on containerd 2.x kind nodes, so it is always sent.
+// DockerCertsDir is Docker's certificate directory, which containerd also searches
+// by default since 2.2: kept in the path so that hosts configured there by the
+// user or the node image still apply.
+const DockerCertsDir = "/etc/docker/certs.d"
+
+// ConfigPath is the registry host search path the patch sets, containerd 2.2's
+// default: CertsDir first, so our hosts.toml wins.
+const ConfigPath = CertsDir + ":" + DockerCertsDir
+
+// ContainerdPatch sets config_path under both names the CRI's registry settings
+// have had. containerd 1.x reads io.containerd.grpc.v1.cri (and ignores settings
+// of plugins it does not have); containerd 2.x reads io.containerd.cri.v1.images,
+// and reads the old name only while migrating a config of an older version: on a
+// node whose config.toml has 2.x's own version the old key is ignored with a
+// warning. containerd >= 2.2 searches ConfigPath even when nothing sets it, but
+// 2.0 and 2.1 do not, so the patch is always sent.
 const ContainerdPatch = `[plugins."io.containerd.grpc.v1.cri".registry]
-  config_path = "` + CertsDir + `"
+  config_path = "` + ConfigPath + `"
+
+[plugins."io.containerd.cri.v1.images".registry]
+  config_path = "` + ConfigPath + `"
 `
 
 // legacyMirrors matches the deprecated registry.mirrors form, which conflicts with

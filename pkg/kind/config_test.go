@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -58,4 +59,26 @@ containerdConfigPatches:
 			assert.Equal(t, ContainerdPatch, cfg.ContainerdConfigPatches[tt.patches-1], "our patch comes last")
 		})
 	}
+}
+
+// TestContainerdPatch: the patch is TOML that sets the same search path under
+// both plugin names, with CertsDir first and Docker's directory kept.
+func TestContainerdPatch(t *testing.T) {
+	var patch map[string]map[string]map[string]map[string]string
+	_, err := toml.Decode(ContainerdPatch, &patch)
+	require.NoError(t, err)
+	want := map[string]string{"config_path": "/etc/containerd/certs.d:/etc/docker/certs.d"}
+	assert.Equal(t, map[string]map[string]map[string]string{
+		"io.containerd.grpc.v1.cri":   {"registry": want},
+		"io.containerd.cri.v1.images": {"registry": want},
+	}, patch["plugins"])
+	rc, err := parseConfigDump(ContainerdPatch)
+	require.NoError(t, err)
+	ok, _ := rc.ReadsCertsDir()
+	assert.True(t, ok)
+}
+
+func TestLoadConfigUnreadable(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
+	assert.ErrorContains(t, err, "read kind config")
 }

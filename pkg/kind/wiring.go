@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
-	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	"github.com/idpbuilder/idpbuilder/pkg/exec"
 )
 
 // Registry is what the cluster needs to know about the registry: its names and
@@ -69,7 +68,11 @@ func (r Registry) HostsTOML(name string) string {
 
 // WireNodes writes hosts.toml for every registry name on every node. containerd
 // reads the directory on each pull, so no restart is needed.
-func WireNodes(ctx context.Context, ns []nodes.Node, r Registry) error {
+func (c *Cluster) WireNodes(ctx context.Context, r Registry) error {
+	ns, err := c.Nodes()
+	if err != nil {
+		return err
+	}
 	for _, n := range ns {
 		for _, name := range r.Names() {
 			dir := CertsDir + "/" + name
@@ -89,9 +92,9 @@ func WireNodes(ctx context.Context, ns []nodes.Node, r Registry) error {
 
 // writeNodeFile replaces dir/file on a node atomically, readable by root only
 // (hosts.toml may carry the pull credentials).
-func writeNodeFile(ctx context.Context, n nodes.Node, dir, file string, data []byte) error {
+func writeNodeFile(ctx context.Context, n Node, dir, file string, data []byte) error {
 	script := `umask 077 && mkdir -p "$1" && cat > "$1/$2.tmp" && mv "$1/$2.tmp" "$1/$2"`
-	if _, err := nodeOutput(ctx, n, bytes.NewReader(data), "sh", "-c", script, "sh", dir, file); err != nil {
+	if err := n.command(ctx, "sh", "-c", script, "sh", dir, file).SetStdin(bytes.NewReader(data)).Run(); err != nil {
 		return fmt.Errorf("write %s/%s: %w", dir, file, err)
 	}
 	return nil
@@ -99,13 +102,13 @@ func writeNodeFile(ctx context.Context, n nodes.Node, dir, file string, data []b
 
 // kubectl runs kubectl inside the control-plane node with its admin kubeconfig,
 // as kind does for its own manifests.
-func kubectl(ctx context.Context, cp nodes.Node, stdin []byte, args ...string) (string, error) {
-	full := append([]string{"--kubeconfig=/etc/kubernetes/admin.conf"}, args...)
-	var in io.Reader // stays a nil interface when there is no input
+func kubectl(ctx context.Context, cp Node, stdin []byte, args ...string) (string, error) {
+	cmd := cp.command(ctx, "kubectl", append([]string{"--kubeconfig=/etc/kubernetes/admin.conf"}, args...)...)
 	if stdin != nil {
-		in = bytes.NewReader(stdin)
+		cmd.SetStdin(bytes.NewReader(stdin))
 	}
-	return nodeOutput(ctx, cp, in, "kubectl", full...)
+	out, err := exec.Output(cmd)
+	return string(out), err
 }
 
 // LocalRegistryHosting is the KEP-1755 document published in
@@ -158,7 +161,11 @@ func (r Registry) objects() map[string]any {
 
 // ApplyObjects applies the registry's cluster objects and makes the in-cluster
 // name resolve in pods (a hosts entry in CoreDNS pointing at the Service).
-func ApplyObjects(ctx context.Context, cp nodes.Node, r Registry) error {
+func (c *Cluster) ApplyObjects(ctx context.Context, r Registry) error {
+	cp, err := c.ControlPlane()
+	if err != nil {
+		return err
+	}
 	manifest, err := json.Marshal(r.objects())
 	if err != nil {
 		return err
@@ -206,7 +213,7 @@ func withHostEntry(corefile, name, ip string) (string, error) {
 	return "", fmt.Errorf("CoreDNS Corefile has no .:53 server block to add %s to", name)
 }
 
-func setCoreDNSHost(ctx context.Context, cp nodes.Node, name, ip string) error {
+func setCoreDNSHost(ctx context.Context, cp Node, name, ip string) error {
 	cur, err := kubectl(ctx, cp, nil, "-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
 	if err != nil {
 		return fmt.Errorf("read CoreDNS config: %w", err)
@@ -275,11 +282,11 @@ func (c *Cluster) Wiring(ctx context.Context, r Registry) (WiringStatus, error) 
 	for _, n := range ns {
 		nw := NodeWiring{Node: n.String(), HostsTOML: map[string]string{}}
 		for _, name := range r.Names() {
-			got, err := nodeOutput(ctx, n, nil, "cat", CertsDir+"/"+name+"/hosts.toml")
+			got, err := exec.Output(n.command(ctx, "cat", CertsDir+"/"+name+"/hosts.toml"))
 			switch {
 			case err != nil:
 				nw.HostsTOML[name] = "missing"
-			case got != r.HostsTOML(name):
+			case string(got) != r.HostsTOML(name):
 				nw.HostsTOML[name] = "stale"
 			default:
 				nw.HostsTOML[name] = "ok"

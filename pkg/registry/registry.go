@@ -96,7 +96,7 @@ type ListenError struct {
 
 func (e *ListenError) Error() string {
 	if e.InUse {
-		return fmt.Sprintf("address %s is already in use: stop the process using it or choose another address (--addr)", e.Addr)
+		return fmt.Sprintf("address %s is already in use", e.Addr)
 	}
 	return fmt.Sprintf("cannot listen on %s: %v", e.Addr, e.Err)
 }
@@ -121,7 +121,7 @@ type DataDirError struct {
 }
 
 func (e *DataDirError) Error() string {
-	return fmt.Sprintf("data dir %s is not usable: %v; fix its permissions or choose another directory (--data-dir)", e.Dir, e.Err)
+	return fmt.Sprintf("data dir %s is not usable: %v", e.Dir, e.Err)
 }
 
 func (e *DataDirError) Unwrap() error { return e.Err }

@@ -121,6 +121,7 @@ func TestStartErrors(t *testing.T) {
 				require.ErrorAs(t, err, &le)
 				assert.True(t, le.InUse)
 				assert.Contains(t, err.Error(), "already in use")
+				assert.NotContains(t, err.Error(), "--addr", "the CLI names its flags")
 			},
 		},
 		{
@@ -129,7 +130,8 @@ func TestStartErrors(t *testing.T) {
 			check: func(t *testing.T, err error) {
 				var de *DataDirError
 				require.ErrorAs(t, err, &de)
-				assert.Contains(t, err.Error(), "--data-dir")
+				assert.Contains(t, err.Error(), "is not usable")
+				assert.NotContains(t, err.Error(), "--data-dir", "the CLI names its flags")
 			},
 		},
 	}

@@ -150,7 +150,7 @@ func (c *Container) Ensure(ctx context.Context) (*Endpoint, error) {
 		if err := c.run(ctx, img); err != nil {
 			return nil, err
 		}
-		c.removeOldImages(ctx, img.Tag)
+		c.removeOldImages(ctx, img)
 	} else if !ct.Running {
 		if err := c.Docker.Start(ctx, c.Opts.Name); err != nil {
 			return nil, fmt.Errorf("start registry container: %w", err)
@@ -247,23 +247,24 @@ func (c *Container) run(ctx context.Context, img *Image) error {
 	if _, err := c.Docker.Run(ctx, args...); err != nil {
 		_ = c.Docker.Remove(ctx, c.Opts.Name) // docker run leaves a created container behind on a port clash
 		if strings.Contains(err.Error(), "port is already allocated") || strings.Contains(err.Error(), "address already in use") {
-			return fmt.Errorf("port %d on 127.0.0.1 is already in use: stop what uses it or choose another port (--registry-port): %w", c.Opts.HostPort, err)
+			return &PortInUseError{Port: c.Opts.HostPort, Err: err}
 		}
 		return fmt.Errorf("run registry container: %w", err)
 	}
 	return nil
 }
 
-// removeOldImages drops registry images of earlier binaries. Docker refuses to
-// remove one that a container (another cluster's registry) still uses; that one
-// stays, which is what we want, so errors are ignored.
-func (c *Container) removeOldImages(ctx context.Context, current string) {
-	tags, err := c.Docker.ImageTags(ctx, ImageRepo)
+// removeOldImages drops registry images that earlier builds of this binary (the
+// same path) made; other idpbuilder binaries' images are theirs to manage.
+// Docker refuses to remove one that a container (another cluster's registry)
+// still uses; that one stays, which is what we want, so errors are ignored.
+func (c *Container) removeOldImages(ctx context.Context, current *Image) {
+	tags, err := c.Docker.ImageTags(ctx, ImageRepo, "label="+LabelBinaryPath+"="+current.Path)
 	if err != nil {
 		return
 	}
 	for _, t := range tags {
-		if t != current {
+		if t != current.Tag {
 			_ = c.Docker.RemoveImage(ctx, t)
 		}
 	}

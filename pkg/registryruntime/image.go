@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -32,6 +33,11 @@ const (
 	ImageRepo = "idpbuilder.local/registry"
 	// LabelBinaryDigest carries the sha256 of the binary the image was built from.
 	LabelBinaryDigest = "io.idpbuilder.binary-digest"
+	// LabelBinaryPath carries the absolute path of that binary: images of the
+	// same path are this installation's (earlier builds of it), others belong
+	// to other idpbuilder binaries sharing the engine (a developer's build and a
+	// CI run) and are never removed by this one.
+	LabelBinaryPath = "io.idpbuilder.binary-path"
 )
 
 // ErrNoLinuxBinary means the binary cannot run in a Linux container on the engine:
@@ -79,6 +85,7 @@ type Image struct {
 	Image  v1.Image
 	Tag    string // e.g. idpbuilder.local/registry:3f2a9c0d1e4b
 	Digest string // sha256 of the binary, hex
+	Path   string // the binary's absolute path
 }
 
 // BuildImage makes an image whose only layer is the binary at path, with
@@ -86,6 +93,10 @@ type Image struct {
 // digest, so a new binary means a new image (and a replaced container).
 func BuildImage(path, arch string) (*Image, error) {
 	if err := CheckBinary(path, arch); err != nil {
+		return nil, err
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
 		return nil, err
 	}
 	bin, err := os.ReadFile(path)
@@ -122,13 +133,13 @@ func BuildImage(path, arch string) (*Image, error) {
 	cf.Config.Cmd = []string{"--addr", fmt.Sprintf("0.0.0.0:%d", ContainerPort), "--data-dir", containerDataDir}
 	cf.Config.Env = []string{"HOME=/tmp"}
 	cf.Config.ExposedPorts = map[string]struct{}{fmt.Sprintf("%d/tcp", ContainerPort): {}}
-	cf.Config.Labels = map[string]string{LabelBinaryDigest: digest}
+	cf.Config.Labels = map[string]string{LabelBinaryDigest: digest, LabelBinaryPath: path}
 	cf.Config.StopSignal = "SIGTERM"
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Image: img, Tag: ImageRepo + ":" + digest[:12], Digest: digest}, nil
+	return &Image{Image: img, Tag: ImageRepo + ":" + digest[:12], Digest: digest, Path: path}, nil
 }
 
 // binaryLayer is a tar with the binary and the directories it needs.

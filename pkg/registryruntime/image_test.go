@@ -3,6 +3,7 @@ package registryruntime
 import (
 	"archive/tar"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -14,19 +15,25 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// staticBinary builds a tiny static Go program for linux/GOARCH.
-func staticBinary(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\nfunc main() {}\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module tiny\n\ngo 1.22\n"), 0o644))
+// staticBinary is a tiny static Go program for linux/GOARCH.
+func staticBinary(t *testing.T) string { return tinyBinary(t) }
+
+// buildStatic builds a tiny static Go program for linux/GOARCH in dir.
+func buildStatic(dir string) (string, error) {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\nfunc main() {}\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module tiny\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
 	out := filepath.Join(dir, "tiny")
 	cmd := exec.Command("go", "build", "-o", out, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	b, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(b))
-	return out
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build tiny binary: %w\n%s", err, b)
+	}
+	return out, nil
 }
 
 func TestCheckBinary(t *testing.T) {
@@ -71,6 +78,8 @@ func TestBuildImage(t *testing.T) {
 	assert.Equal(t, []string{"/idpbuilder", "registry", "serve"}, cf.Config.Entrypoint)
 	assert.Equal(t, []string{"--addr", "0.0.0.0:5000", "--data-dir", "/var/lib/registry"}, cf.Config.Cmd)
 	assert.Equal(t, img.Digest, cf.Config.Labels[LabelBinaryDigest])
+	assert.Equal(t, bin, cf.Config.Labels[LabelBinaryPath], "images are told apart by the binary that made them")
+	assert.Equal(t, bin, img.Path)
 	assert.Equal(t, runtime.GOARCH, cf.Architecture)
 
 	layers, err := img.Image.Layers()

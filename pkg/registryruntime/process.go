@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -146,6 +147,16 @@ func (p *Process) Ensure(ctx context.Context) (*Endpoint, error) {
 }
 
 func (p *Process) start(ctx context.Context, base string) error {
+	// A port held by something else would only show as the child's exit, in
+	// the words of `registry serve`: say it plainly first.
+	var lc net.ListenConfig
+	if ln, err := lc.Listen(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", p.Opts.HostPort)); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return &PortInUseError{Port: p.Opts.HostPort, Err: err}
+		}
+	} else {
+		_ = ln.Close()
+	}
 	if err := os.MkdirAll(p.Opts.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}

@@ -1,6 +1,9 @@
 package registryruntime
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Runtime is where a cluster's registry runs: a Container or a Process.
 type Runtime interface {
@@ -25,3 +28,15 @@ var (
 	_ Runtime = (*Container)(nil)
 	_ Runtime = (*Process)(nil)
 )
+
+// PortInUseError means the registry's port on 127.0.0.1 is taken by something else.
+type PortInUseError struct {
+	Port int
+	Err  error
+}
+
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("port %d on 127.0.0.1 is already in use: %v", e.Port, e.Err)
+}
+
+func (e *PortInUseError) Unwrap() error { return e.Err }

@@ -24,14 +24,20 @@ import (
 // verified by containerd: no skip_verify) and requires a login for everything.
 // A pod runs an image pushed with auth, without any pull secret; after a forced
 // certificate rotation a new pod still pulls, and containerd was not restarted.
+// On every node image: containerd reads the CA and the header from hosts.toml.
 func TestKindClusterTLSAndAuth(t *testing.T) {
-	testKindSecure(t, newKindHarness(t, "idpb-e2e-sec"), "container")
+	onNodeImages(t, nodeImages(), func(t *testing.T, nodeImage string) {
+		testKindSecure(t, newKindHarness(t, "idpb-e2e-sec", nodeImage), "container")
+	})
 }
 
 // TestKindClusterTLSAndAuthProcessMode: the same with the registry as a host
-// process (its certificate then also names the kind gateway the nodes dial).
+// process (its certificate then also names the kind gateway the nodes dial); on
+// the first node image, as the mode does not touch containerd.
 func TestKindClusterTLSAndAuthProcessMode(t *testing.T) {
-	testKindSecure(t, newKindHarness(t, "idpb-e2e-sec-proc"), "process")
+	onNodeImages(t, nodeImages()[:1], func(t *testing.T, nodeImage string) {
+		testKindSecure(t, newKindHarness(t, "idpb-e2e-sec-proc", nodeImage), "process")
+	})
 }
 
 func testKindSecure(t *testing.T, h *kindHarness, mode string) {

@@ -9,18 +9,49 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
 )
 
-// defaultNodeImage is what ../shared/kind-node/build-node-image.sh builds; on a
-// machine with internet, IDPBUILDER_NODE_IMAGE=kindest/node:... works instead.
-const defaultNodeImage = "kind-offline/node:v1.34.4"
+// defaultNodeImages are what ../shared/kind-node/build-node-image.sh builds:
+// containerd 1.6, and containerd 2.4 (CONTAINERD=2) as current kind releases
+// ship. On a machine with internet, IDPBUILDER_NODE_IMAGE=kindest/node:...
+// (one image) or IDPBUILDER_NODE_IMAGES=a,b (several) works instead.
+var defaultNodeImages = []string{"kind-offline/node:v1.34.4", "kind-offline/node:v1.34.4-containerd2"}
+
+// nodeImages are the node images the Kind tests run on.
+func nodeImages() []string {
+	if v := os.Getenv("IDPBUILDER_NODE_IMAGES"); v != "" {
+		var out []string
+		for _, img := range strings.Split(v, ",") {
+			if img = strings.TrimSpace(img); img != "" {
+				out = append(out, img)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	if v := os.Getenv("IDPBUILDER_NODE_IMAGE"); v != "" {
+		return []string{v}
+	}
+	return defaultNodeImages
+}
+
+// onNodeImages runs f as one subtest per node image, named by the image's tag.
+// The subtests run one after another: each makes its own cluster.
+func onNodeImages(t *testing.T, images []string, f func(t *testing.T, nodeImage string)) {
+	for _, img := range images {
+		t.Run(img[strings.LastIndex(img, ":")+1:], func(t *testing.T) { f(t, img) })
+	}
+}
 
 // kindHarness runs idpbuilder against real Kind clusters.
 type kindHarness struct {
@@ -32,22 +63,22 @@ type kindHarness struct {
 	nodeImage string
 }
 
-func newKindHarness(t *testing.T, name string) *kindHarness {
+func newKindHarness(t *testing.T, name, nodeImage string) *kindHarness {
 	t.Helper()
 	requireTool(t, "docker")
 	shared := filepath.Join(moduleRoot, "..", "shared", "kind-node")
-	nodeImage := os.Getenv("IDPBUILDER_NODE_IMAGE")
-	if nodeImage == "" {
-		nodeImage = defaultNodeImage
-	}
 	if _, err := tryCmd(time.Minute, "docker", "image", "inspect", nodeImage); err != nil {
 		script := filepath.Join(shared, "build-node-image.sh")
 		if _, serr := os.Stat(script); serr != nil {
-			t.Fatalf("node image %s is missing and %s is not there to build it: set IDPBUILDER_NODE_IMAGE", nodeImage, script)
+			t.Fatalf("node image %s is missing and %s is not there to build it: set IDPBUILDER_NODE_IMAGES", nodeImage, script)
+		}
+		env := append(os.Environ(), "IMAGE="+nodeImage)
+		if strings.HasSuffix(nodeImage, "-containerd2") {
+			env = append(env, "CONTAINERD=2")
 		}
 		t.Logf("building node image %s with %s (about 20 minutes cold)", nodeImage, script)
 		cmd := exec.Command("bash", script)
-		cmd.Env = append(os.Environ(), "IMAGE="+nodeImage)
+		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build node image: %v\n%s", err, lastLines(string(out), 40))
 		}
@@ -81,6 +112,13 @@ func newKindHarness(t *testing.T, name string) *kindHarness {
 			t.Logf("registry status at failure:\n%s", out)
 		}
 		h.deletePurge()
+		// The registry image this run's binary made (other binaries' images are theirs).
+		if out, err := tryCmd(time.Minute, "docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
+			"--filter", "label=io.idpbuilder.binary-path="+binary, "idpbuilder.local/registry"); err == nil {
+			for _, img := range strings.Fields(out) {
+				_, _ = tryCmd(time.Minute, "docker", "image", "rm", img) // kept while another test's container uses it
+			}
+		}
 	})
 	return h
 }
@@ -204,19 +242,26 @@ func (h *kindHarness) deploy(app, image string) string {
 // the registry as a container built from our binary: create, docker push, a
 // Deployment runs the image; pods push to the in-cluster name; the KEP-1755
 // ConfigMap; images survive delete + create; a killed registry is reported and
-// restarted; multi-platform push and list.
+// restarted; multi-platform push and list. On every node image.
 func TestKindCluster(t *testing.T) {
-	h := newKindHarness(t, "idpb-e2e")
-	testKindFlow(t, h, "container", func(t *testing.T) {
-		runCmd(t, time.Minute, "docker", "kill", h.name+"-registry")
-	}, func(t *testing.T) string { return h.name + "-registry:5000" })
+	onNodeImages(t, nodeImages(), func(t *testing.T, nodeImage string) {
+		h := newKindHarness(t, "idpb-e2e", nodeImage)
+		testKindFlow(t, h, "container", func(t *testing.T) {
+			runCmd(t, time.Minute, "docker", "kill", h.name+"-registry")
+		}, func(t *testing.T) string { return h.name + "-registry:5000" })
+	})
 }
 
 // TestKindClusterProcessMode is the same flow with --registry-mode=process: the
 // registry is a detached host process listening on loopback and on the kind
-// network's gateway, which is how nodes reach it.
+// network's gateway, which is how nodes reach it. The registry's mode does not
+// touch containerd, so one node image is enough (the first).
 func TestKindClusterProcessMode(t *testing.T) {
-	h := newKindHarness(t, "idpb-e2e-proc")
+	onNodeImages(t, nodeImages()[:1], testKindProcessMode)
+}
+
+func testKindProcessMode(t *testing.T, nodeImage string) {
+	h := newKindHarness(t, "idpb-e2e-proc", nodeImage)
 	h.env = append(h.env, "IDPBUILDER_REGISTRY_MODE=process")
 	gateway := func(t *testing.T) string {
 		gw := strings.TrimSpace(runCmd(t, time.Minute, "docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", "kind"))
@@ -272,7 +317,16 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 		}
 	}
 
-	ok := t.Run("configmap", func(t *testing.T) {
+	// What containerd runs with, not what config.toml says: on containerd 2.x a
+	// key under the wrong plugin name is in the file and ignored.
+	ok := t.Run("containerd reads our config_path", func(t *testing.T) {
+		dump := runCmd(t, time.Minute, "docker", "exec", h.node(), "containerd", "config", "dump")
+		if !configPathRE.MatchString(dump) {
+			t.Fatalf("containerd config dump on %s (%s) lacks config_path = %s:\n%s", h.node(), h.nodeImage, wantConfigPath, registrySection(dump))
+		}
+	})
+
+	ok = ok && t.Run("configmap", func(t *testing.T) {
 		raw := h.mustKubectl("", "-n", "kube-public", "get", "configmap", "local-registry-hosting", "-o", `jsonpath={.data.localRegistryHosting\.v1}`)
 		var doc map[string]string
 		if err := yaml.UnmarshalStrict([]byte(raw), &doc); err != nil {
@@ -391,25 +445,95 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 	})
 }
 
-// TestKindForeignCluster: a cluster made without idpbuilder's containerd patch is
-// refused with what to do, not half-wired.
-func TestKindForeignCluster(t *testing.T) {
-	h := newKindHarness(t, "idpb-e2e-foreign")
-	for _, e := range h.env {
-		if strings.HasPrefix(e, "PATH=") {
-			t.Setenv("PATH", strings.TrimPrefix(e, "PATH=")) // the kind library below needs the shim too
+// wantConfigPath is the search path idpbuilder's containerd patch sets:
+// containerd 2.x prints it with single quotes, 1.6 with double quotes.
+const wantConfigPath = "/etc/containerd/certs.d:/etc/docker/certs.d"
+
+var configPathRE = regexp.MustCompile(`(?m)^\s*config_path = ['"]` + regexp.QuoteMeta(wantConfigPath) + `['"]\s*$`)
+
+// registrySection is the part of a containerd config dump about registries, for messages.
+func registrySection(dump string) string {
+	var out []string
+	for _, l := range strings.Split(dump, "\n") {
+		if strings.Contains(l, "registry") || strings.Contains(l, "config_path") || strings.HasPrefix(strings.TrimSpace(l), "version") {
+			out = append(out, l)
 		}
 	}
-	provider := cluster.NewProvider()
-	if err := provider.Create(h.name, cluster.CreateWithNodeImage(h.nodeImage), cluster.CreateWithWaitForReady(2*time.Minute),
-		cluster.CreateWithKubeconfigPath(filepath.Join(t.TempDir(), "kubeconfig"))); err != nil {
+	return strings.Join(out, "\n")
+}
+
+// containerdReadsCertsDirByDefault tells whether the node's containerd searches
+// /etc/containerd/certs.d without config_path (containerd >= 2.2).
+func containerdReadsCertsDirByDefault(t *testing.T, node string) bool {
+	out := runCmd(t, time.Minute, "docker", "exec", node, "containerd", "--version")
+	f := strings.Fields(out) // containerd github.com/containerd/containerd/v2 v2.4.2 <commit>
+	if len(f) < 3 {
+		t.Fatalf("containerd --version: %q", out)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(f[2], "v"), "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("containerd version %q: %v", f[2], err)
+	}
+	return major > 2 || major == 2 && minor >= 2
+}
+
+// plainKindCluster creates h's cluster with the kind library, as a user would
+// with `kind create cluster`, with the given containerd patches.
+func plainKindCluster(t *testing.T, h *kindHarness, patches ...string) {
+	t.Helper()
+	for _, e := range h.env {
+		if strings.HasPrefix(e, "PATH=") {
+			t.Setenv("PATH", strings.TrimPrefix(e, "PATH=")) // the kind library needs the shim too
+		}
+	}
+	cfg := &v1alpha4.Cluster{ContainerdConfigPatches: patches}
+	if err := cluster.NewProvider().Create(h.name, cluster.CreateWithNodeImage(h.nodeImage), cluster.CreateWithV1Alpha4Config(cfg),
+		cluster.CreateWithWaitForReady(2*time.Minute), cluster.CreateWithKubeconfigPath(filepath.Join(t.TempDir(), "kubeconfig"))); err != nil {
 		t.Fatalf("plain kind create: %v", err)
 	}
+}
+
+// requireRefused checks that create refuses a cluster it cannot wire, says why
+// and what to do, and starts no registry for it.
+func requireRefused(t *testing.T, h *kindHarness, why string) {
+	t.Helper()
 	_, errOut, code := h.run("create")
-	if code != 1 || !strings.Contains(errOut, "not created by idpbuilder") || !strings.Contains(errOut, "--recreate") {
-		t.Fatalf("create on a foreign cluster: exit %d\n%s", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "cannot pull from the registry") || !strings.Contains(errOut, why) ||
+		!strings.Contains(errOut, "idpbuilder create --name "+h.name+" --recreate") {
+		t.Fatalf("create on a cluster it cannot wire: exit %d\n%s", code, errOut)
 	}
 	if out, _ := tryCmd(time.Minute, "docker", "ps", "-a", "--filter", "name="+h.name+"-registry", "--format", "{{.Names}}"); strings.TrimSpace(out) != "" {
 		t.Fatalf("a registry was started for a cluster it cannot wire: %s", out)
 	}
+}
+
+// TestKindForeignCluster: a cluster made without idpbuilder is wired when its
+// containerd reads /etc/containerd/certs.d anyway (containerd >= 2.2 does by
+// default), and refused with what to do, not half-wired, when it does not
+// (containerd 1.6 without config_path; a config_path elsewhere). On every node image.
+func TestKindForeignCluster(t *testing.T) {
+	onNodeImages(t, nodeImages(), func(t *testing.T, nodeImage string) {
+		h := newKindHarness(t, "idpb-e2e-foreign", nodeImage)
+		plainKindCluster(t, h)
+		if !containerdReadsCertsDirByDefault(t, h.node()) {
+			requireRefused(t, h, "has no registry config_path, so it reads no hosts.toml")
+			return
+		}
+		t.Run("plain kind cluster on containerd >= 2.2 is wired and pulls", func(t *testing.T) {
+			h.mustRun("create")
+			reg := fmt.Sprintf("localhost:%d", h.port)
+			importHello(t, "idpbuilder-e2e/foreignapp:v1")
+			pushed := dockerPush(t, "idpbuilder-e2e/foreignapp:v1", reg+"/e2e/foreignapp:v1")
+			if id := h.deploy("foreignapp", reg+"/e2e/foreignapp:v1"); !strings.HasSuffix(id, "@"+pushed) {
+				t.Fatalf("pod imageID %s, pushed %s", id, pushed)
+			}
+		})
+		t.Run("config_path without certs.d is refused", func(t *testing.T) {
+			h.deletePurge()
+			other := "  config_path = \"/etc/containerd/other.d\"\n"
+			plainKindCluster(t, h, "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n"+other,
+				"[plugins.\"io.containerd.cri.v1.images\".registry]\n"+other)
+			requireRefused(t, h, "containerd reads hosts.toml from /etc/containerd/other.d, not from /etc/containerd/certs.d")
+		})
+	})
 }
