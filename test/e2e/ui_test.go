@@ -27,6 +27,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -495,7 +496,18 @@ func TestUIInBrowser(t *testing.T) {
 	if got := eval[int](tb, `document.querySelectorAll("#platform option").length`); got != 2 {
 		t.Errorf("platform picker has %d entries, want 2", got)
 	}
-	tb.load(chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const s = document.getElementById("platform"); s.value = %q; s.dispatchEvent(new Event("change")); })()`, armDigest)))
+	// From the keyboard an arrow only moves the choice; Enter shows it.
+	tb.do(chromedp.Focus(chromedp.ID("platform")), chromedp.KeyEvent(kb.ArrowDown))
+	if got := eval[string](tb, `document.getElementById("platform").value`); got != armDigest.String() {
+		t.Errorf("after ArrowDown the picker holds %s", got)
+	}
+	if got := tb.location(); got != "/ui/repo/multi/app/-/manifest/1.0" {
+		t.Errorf("an arrow key changed the page to %s", got)
+	}
+	if eval[bool](tb, `document.querySelector("form.picker button").hidden`) {
+		t.Error("the Show button stays hidden for a keyboard user")
+	}
+	tb.load(chromedp.KeyEvent("\r"))
 	if got := tb.location(); got != "/ui/repo/multi/app/-/manifest/1.0?platform="+url.QueryEscape(armDigest.String()) {
 		t.Errorf("the picker went to %s", got)
 	}

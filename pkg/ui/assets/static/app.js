@@ -83,12 +83,26 @@
     });
   }
 
-  // Sort and platform pickers submit when changed.
+  // Sort and platform pickers submit when changed with the mouse. From the
+  // keyboard, arrows only move the choice (a page must not change under
+  // someone reading the options): Enter, or the button that then shows,
+  // submits it.
   function setupAutosubmit() {
     document.querySelectorAll("select[data-autosubmit]").forEach((sel) => {
-      sel.addEventListener("change", () => sel.form.submit());
+      const btn = sel.form.querySelector(".js-hide");
+      let keyed = false;
+      sel.addEventListener("keydown", (ev) => {
+        keyed = true;
+        if (btn) btn.hidden = false;
+        if (ev.key === "Enter") {
+          ev.preventDefault();
+          sel.form.submit();
+        }
+      });
+      sel.addEventListener("pointerdown", () => { keyed = false; });
+      sel.addEventListener("change", () => { if (!keyed) sel.form.submit(); });
+      if (btn) btn.hidden = true;
     });
-    document.querySelectorAll(".js-hide").forEach((el) => { el.hidden = true; });
   }
 
   // Forms that ask a question first (GC run).
