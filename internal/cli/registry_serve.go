@@ -32,6 +32,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 			"variable; a flag wins over the environment, which wins over the file.",
 		Example: "  idpbuilder registry serve\n" +
 			"  idpbuilder registry serve --addr 127.0.0.1:5001 --data-dir ./registry-data\n" +
+			"  idpbuilder registry serve --quota 20GiB --repo-quota 5GiB\n" +
 			"  IDPBUILDER_ADDR=0.0.0.0:5001 idpbuilder registry serve",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,7 +41,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
 		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
-		"ui", "ui-cluster-host")
+		"quota", "repo-quota", "ui", "ui-cluster-host")
 	// How often the certificate is checked for renewal (hidden: tests shorten it).
 	cmd.Flags().Duration("cert-check-interval", time.Hour, "how often to check the TLS certificate for renewal")
 	_ = cmd.Flags().MarkHidden("cert-check-interval")
@@ -65,6 +66,8 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 			Burst:             cfg.Registry.RateBurst,
 			Disabled:          cfg.Registry.RateLimit == 0,
 		},
+		Quota:     cfg.Registry.Quota,
+		RepoQuota: cfg.Registry.RepoQuota,
 	}
 	policy, err := authOptions(cfg, &opts)
 	if err != nil {

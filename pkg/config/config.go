@@ -91,6 +91,9 @@ type Registry struct {
 	// UIClusterHost is the host:port pods pull by, for the UI's kubectl
 	// commands; empty means the address the browser uses.
 	UIClusterHost string
+	// Quota bounds what all repositories hold together, RepoQuota what each
+	// holds, in bytes, each blob counted once; 0 means no limit.
+	Quota, RepoQuota int64
 }
 
 // Default returns the built-in defaults. env looks up environment variables

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idpbuilder/idpbuilder/internal/units"
 )
 
 // Setting is one configurable value, reachable from the file (Key), the
@@ -207,6 +209,10 @@ func Settings() []Setting {
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.UploadPurgeAge }),
 			get: func(c *Config) string { return c.Registry.UploadPurgeAge.String() },
 		},
+		bytesSetting("registry.quota", "quota", "limit what all repositories hold together, each blob counted once, e.g. 20GiB (0: no limit)",
+			func(c *Config) *int64 { return &c.Registry.Quota }),
+		bytesSetting("registry.repoQuota", "repo-quota", "limit what each repository holds, each blob counted once, e.g. 5GiB (0: no limit)",
+			func(c *Config) *int64 { return &c.Registry.RepoQuota }),
 		{
 			Key: "registry.ui", Flag: "ui", Bool: true, Usage: "serve the web UI at /ui/ on the registry's address (--ui=false turns it off)",
 			set: func(c *Config, v string) error {
@@ -339,6 +345,31 @@ func pathSetting(key, flag, usage string, field func(*Config) *string) Setting {
 			return nil
 		},
 		get: func(c *Config) string { return *field(c) },
+	}
+}
+
+// bytesSetting is a size such as 500MB, 20GiB or 1.5GiB; 0 or empty means none.
+func bytesSetting(key, flag, usage string, field func(*Config) *int64) Setting {
+	return Setting{
+		Key: key, Flag: flag, Usage: usage,
+		set: func(c *Config, v string) error {
+			if strings.TrimSpace(v) == "" {
+				*field(c) = 0
+				return nil
+			}
+			n, err := units.ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string {
+			if *field(c) == 0 {
+				return ""
+			}
+			return units.String(*field(c))
+		},
 	}
 }
 

@@ -43,6 +43,12 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	ls = append(ls,
 		layer{"limits", withLimits},
 		layer{"server errors", func(h http.Handler) http.Handler { return withServerErrors(h, r.log) }},
+		layer{"disk full", func(h http.Handler) http.Handler { return withDiskGuard(h, r.disk) }}, // 507s pass the layer above
+	)
+	if r.quota != nil {
+		ls = append(ls, layer{"quota", func(h http.Handler) http.Handler { return withQuota(h, r.quota) }})
+	}
+	ls = append(ls,
 		layer{"referrers", func(h http.Handler) http.Handler { return withReferrers(h, refs) }},
 		layer{"blob files", func(h http.Handler) http.Handler { return withBlobFiles(h, eng, r.opts.DataDir) }},
 	)

@@ -59,10 +59,33 @@ func (r *Registry) handleReady(w http.ResponseWriter, req *http.Request) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = "timed out (the registry's log has the details)"
 		}
-		writeHealth(w, http.StatusServiceUnavailable, HealthReport{Status: "unavailable", Checks: map[string]string{"storage": reason}})
+		checks := map[string]string{"storage": reason}
+		if e := r.diskFull(); e != "" {
+			checks["disk"] = e
+		}
+		writeHealth(w, http.StatusServiceUnavailable, HealthReport{Status: "unavailable", Checks: checks})
 		return
 	}
-	writeHealth(w, http.StatusOK, HealthReport{Status: "ok", Checks: map[string]string{"storage": "ok"}})
+	if e := r.diskFull(); e != "" {
+		writeHealth(w, http.StatusServiceUnavailable, HealthReport{Status: "unavailable", Checks: map[string]string{"storage": "ok", "disk": e}})
+		return
+	}
+	writeHealth(w, http.StatusOK, HealthReport{Status: "ok", Checks: map[string]string{"storage": "ok", "disk": "ok"}})
+}
+
+// diskFull says why the disk counts as full ("" when it does not): no room
+// for uploads, or not for the last one refused.
+func (r *Registry) diskFull() string {
+	r.mu.Lock()
+	disk := r.disk
+	r.mu.Unlock()
+	if disk == nil {
+		return ""
+	}
+	if st := disk.status(); st.Full {
+		return st.Reason
+	}
+	return ""
 }
 
 func writeHealth(w http.ResponseWriter, code int, rep HealthReport) {

@@ -49,6 +49,9 @@ type Options struct {
 	// UI, if set, builds the web UI over the registry's UISource when the
 	// registry opens; it is served at /ui/ and / redirects browsers there.
 	UI func(*UISource) (http.Handler, error)
+	// Quota bounds, in bytes, what all repositories hold together, each blob
+	// counted once; RepoQuota bounds each repository. 0 means no limit.
+	Quota, RepoQuota int64
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -58,6 +61,8 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
+	quota   *quota // nil without a quota
+	disk    *diskGuard
 	login   *loginGate        // nil without auth
 	tokens  *auth.TokenSigner // keyed from the data dir's secret
 	ui      *UISource         // nil without the UI
@@ -155,6 +160,10 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	}
 	r.eng, r.refs = eng, refs
 	r.tokens = auth.NewTokenSigner([]byte(secret))
+	r.disk = newDiskGuard(r.opts.DataDir, eng, r.log)
+	if r.opts.Quota > 0 || r.opts.RepoQuota > 0 {
+		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, r.opts.DataDir, eng, r.log)
+	}
 	if r.opts.UI != nil {
 		r.ui = newUISource(eng, r.opts.DataDir, refs, r.log, r.opts.Auth)
 		if r.uiH, err = r.opts.UI(r.ui); err != nil {
