@@ -200,6 +200,20 @@ func Settings() []Setting {
 			get: func(c *Config) string { return strconv.Itoa(c.Registry.RateBurst) },
 		},
 		{
+			Key: "registry.metricsAddr", Flag: "metrics-addr", Usage: "also serve /metrics on this host:port, over plain HTTP and without auth (default: only on the registry's own address)",
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v != "" {
+					if err := validateAddr(v); err != nil {
+						return err
+					}
+				}
+				c.Registry.MetricsAddr = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.MetricsAddr },
+		},
+		{
 			Key: "registry.shutdownTimeout", Flag: "shutdown-timeout", Usage: "how long in-flight requests may finish after SIGINT/SIGTERM",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.ShutdownTimeout }),
 			get: func(c *Config) string { return c.Registry.ShutdownTimeout.String() },
@@ -213,6 +227,38 @@ func Settings() []Setting {
 			func(c *Config) *int64 { return &c.Registry.Quota }),
 		bytesSetting("registry.repoQuota", "repo-quota", "limit what each repository holds, each blob counted once, e.g. 5GiB (0: no limit)",
 			func(c *Config) *int64 { return &c.Registry.RepoQuota }),
+		{
+			Key: "registry.gcInterval", Flag: "gc-interval", Usage: "run garbage collection inside the registry this often, e.g. 24h (0: never)",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not a duration (use e.g. 1h, 24h; 0 turns it off)", v)
+				}
+				if d < 0 || (d > 0 && d < time.Minute) {
+					return fmt.Errorf("%q must be 0 (off) or at least 1m", v)
+				}
+				c.Registry.GCInterval = d
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.GCInterval.String() },
+		},
+		{
+			Key: "registry.gcGrace", Flag: "gc-grace", Usage: "garbage collection never deletes anything younger than this (a push in progress is safe)",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.GCGrace }),
+			get: func(c *Config) string { return c.Registry.GCGrace.String() },
+		},
+		{
+			Key: "registry.gcUntagged", Flag: "gc-untagged", Bool: true, Usage: "periodic garbage collection (--gc-interval) also deletes images no tag reaches",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.Registry.GCUntagged = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.Registry.GCUntagged) },
+		},
 		{
 			Key: "registry.ui", Flag: "ui", Bool: true, Usage: "serve the web UI at /ui/ on the registry's address (--ui=false turns it off)",
 			set: func(c *Config, v string) error {

@@ -130,7 +130,7 @@ func deletedFilesOpen(t testing.TB, dir string) []string {
 func TestDiskFullUploadStopsShortOfFull(t *testing.T) {
 	dir := mountTmpfs(t, 16<<20)
 	s := serve(t, dir, Options{})
-	small := randomImage(t, 1<<20, 1)
+	small := quotaImage(t, 1<<20, 1)
 	require.NoError(t, s.push("app:small", small))
 	require.Equal(t, http.StatusOK, s.ready().code)
 
@@ -168,7 +168,7 @@ func TestDiskFullUploadStopsShortOfFull(t *testing.T) {
 
 	// A push that fits works; the disk still counts as full for the write
 	// that did not fit, until that much would fit or the refusal is old.
-	require.NoError(t, s.push("app:other", randomImage(t, 2<<20, 1)))
+	require.NoError(t, s.push("app:other", quotaImage(t, 2<<20, 1)))
 	assert.Equal(t, http.StatusServiceUnavailable, s.ready().code)
 	s.reg.disk.mu.Lock()
 	s.reg.disk.refusedAt = s.reg.disk.refusedAt.Add(-diskRefusalMemory - time.Second)
@@ -182,7 +182,7 @@ func TestDiskFullUploadStopsShortOfFull(t *testing.T) {
 func TestDiskFullReserve(t *testing.T) {
 	dir := mountTmpfs(t, 16<<20)
 	s := serve(t, dir, Options{})
-	img := randomImage(t, 512<<10, 1)
+	img := quotaImage(t, 512<<10, 1)
 	require.NoError(t, s.push("app:v1", img))
 
 	filler := fill(t, dir, 512<<10)
@@ -193,7 +193,7 @@ func TestDiskFullReserve(t *testing.T) {
 	resp, body := s.do(http.MethodPost, "/v2/app/blobs/uploads/", nil, 0)
 	requireDiskFull(t, resp, body, dir, "less than the 1 MiB uploads leave for manifests and tags")
 	assert.Empty(t, uploadsLeft(t, dir))
-	err := s.push("app:v2", randomImage(t, 64<<10, 1))
+	err := s.push("app:v2", quotaImage(t, 64<<10, 1))
 	var terr *transport.Error
 	require.True(t, errors.As(err, &terr), "want a registry error, got %v", err)
 	assert.Equal(t, http.StatusInsufficientStorage, terr.StatusCode)
@@ -206,7 +206,7 @@ func TestDiskFullReserve(t *testing.T) {
 
 	require.NoError(t, os.Remove(filler))
 	assert.Equal(t, http.StatusOK, s.ready().code)
-	require.NoError(t, s.push("app:v2", randomImage(t, 64<<10, 1)))
+	require.NoError(t, s.push("app:v2", quotaImage(t, 64<<10, 1)))
 }
 
 // TestDiskFullENOSPC: writes that reach a real ENOSPC inside distribution
@@ -218,7 +218,7 @@ func TestDiskFullReserve(t *testing.T) {
 func TestDiskFullENOSPC(t *testing.T) {
 	dir := mountTmpfs(t, 16<<20)
 	s := serve(t, dir, Options{})
-	img := randomImage(t, 256<<10, 1)
+	img := quotaImage(t, 256<<10, 1)
 	require.NoError(t, s.push("app:v1", img))
 	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
 	resp, body := s.putBlob("app", cfg)
@@ -251,7 +251,7 @@ func TestDiskFullENOSPC(t *testing.T) {
 	require.NoError(t, remote.Tag(s.ref("app:v1").Context().Tag("again"), got))
 	resp, body = s.do(http.MethodPut, "/v2/app/manifests/nospace", bytes.NewReader(manifest), int64(len(manifest)))
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	require.NoError(t, s.push("app:v2", randomImage(t, 1<<20, 1)))
+	require.NoError(t, s.push("app:v2", quotaImage(t, 1<<20, 1)))
 	assert.Empty(t, leftoverTempFiles(t, dir))
 }
 

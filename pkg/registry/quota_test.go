@@ -149,7 +149,7 @@ func imageBytes(t testing.TB, img v1.Image) int64 {
 	return n
 }
 
-func randomImage(t testing.TB, layerSize int64, layers int) v1.Image {
+func quotaImage(t testing.TB, layerSize int64, layers int) v1.Image {
 	t.Helper()
 	img, err := random.Image(layerSize, int64(layers))
 	require.NoError(t, err)
@@ -243,7 +243,7 @@ func acceptedBytes(t testing.TB, s *served, repo string, img v1.Image) (n int64,
 }
 
 func TestQuotaRepositoryLimit(t *testing.T) {
-	small, big := randomImage(t, 64<<10, 1), randomImage(t, 512<<10, 1)
+	small, big := quotaImage(t, 64<<10, 1), quotaImage(t, 512<<10, 1)
 	limit := imageBytes(t, small) + 256<<10
 	s := serve(t, "", Options{RepoQuota: limit})
 
@@ -268,7 +268,7 @@ func TestQuotaRepositoryLimit(t *testing.T) {
 }
 
 func TestQuotaRegistryLimit(t *testing.T) {
-	a, b := randomImage(t, 128<<10, 2), randomImage(t, 256<<10, 1)
+	a, b := quotaImage(t, 128<<10, 2), quotaImage(t, 256<<10, 1)
 	limit := imageBytes(t, a) + 128<<10
 	s := serve(t, "", Options{Quota: limit})
 	require.NoError(t, s.push("one:v1", a))
@@ -294,7 +294,7 @@ func TestQuotaMessage(t *testing.T) {
 // TestQuotaCountsBlobsOnce pushes one image to several repositories: the
 // registry-wide usage counts its blobs once, each repository counts them.
 func TestQuotaCountsBlobsOnce(t *testing.T) {
-	img := randomImage(t, 256<<10, 2)
+	img := quotaImage(t, 256<<10, 2)
 	size := imageBytes(t, img)
 	// Room for the image once and its blobs once more while they upload
 	// (the client sends them again: it does not know they are stored), but
@@ -316,7 +316,7 @@ func TestQuotaCountsBlobsOnce(t *testing.T) {
 // TestQuotaMount: a cross-repository mount adds nothing registry wide, and
 // counts against the target repository's quota.
 func TestQuotaMount(t *testing.T) {
-	img := randomImage(t, 256<<10, 1)
+	img := quotaImage(t, 256<<10, 1)
 	size := imageBytes(t, img)
 	s := serve(t, "", Options{Quota: size, RepoQuota: size - 1})
 	// The registry-wide quota has room for exactly this image.
@@ -447,7 +447,7 @@ func TestQuotaManifestPut(t *testing.T) {
 // TestQuotaDeletesFreeSpace: deleting a repository's manifest and blobs
 // frees its quota at once.
 func TestQuotaDeletesFreeSpace(t *testing.T) {
-	a, b := randomImage(t, 256<<10, 1), randomImage(t, 256<<10, 1)
+	a, b := quotaImage(t, 256<<10, 1), quotaImage(t, 256<<10, 1)
 	limit := imageBytes(t, a) + 1024
 	s := serve(t, "", Options{Quota: limit, RepoQuota: limit})
 	require.NoError(t, s.push("app:a", a))
@@ -495,7 +495,7 @@ func v1Descriptor(cfg []byte) ocispec.Descriptor {
 
 // TestQuotaSurvivesRestart: usage is read from the store by a new registry.
 func TestQuotaSurvivesRestart(t *testing.T) {
-	a, b := randomImage(t, 128<<10, 2), randomImage(t, 64<<10, 1)
+	a, b := quotaImage(t, 128<<10, 2), quotaImage(t, 64<<10, 1)
 	limit := imageBytes(t, a) + imageBytes(t, b) + 1024
 	s := serve(t, "", Options{Quota: limit})
 	require.NoError(t, s.push("x/one:v1", a))
@@ -513,13 +513,13 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 	assert.Equal(t, used, got)
 	assert.Equal(t, imageBytes(t, a)+imageBytes(t, b), got)
 	assert.Equal(t, map[string]int64{"x/one": imageBytes(t, a), "x/two": imageBytes(t, b), "x/three": imageBytes(t, a)}, repos)
-	requireDenied(t, s.push("x/four:v1", randomImage(t, 8<<10, 1)), units.Bytes(used)+" used")
+	requireDenied(t, s.push("x/four:v1", quotaImage(t, 8<<10, 1)), units.Bytes(used)+" used")
 }
 
 // TestQuotaReload: after GC removed links and blobs behind the registry's
 // back, reload counts what is left.
 func TestQuotaReload(t *testing.T) {
-	a := randomImage(t, 64<<10, 1)
+	a := quotaImage(t, 64<<10, 1)
 	s := serve(t, "", Options{Quota: 10 << 20})
 	require.NoError(t, s.push("gone:v1", a))
 	require.NoError(t, s.push("kept:v1", a))
@@ -544,7 +544,7 @@ func TestQuotaReload(t *testing.T) {
 func TestQuotaConcurrentPushesStayUnder(t *testing.T) {
 	imgs := make([]v1.Image, 12)
 	for i := range imgs {
-		imgs[i] = randomImage(t, 96<<10, 1)
+		imgs[i] = quotaImage(t, 96<<10, 1)
 	}
 	limit := 5*imageBytes(t, imgs[0]) + 2048
 	s := serve(t, "", Options{Quota: limit})

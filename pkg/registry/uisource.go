@@ -33,6 +33,7 @@ import (
 // API client's DELETE would make them see. The UI checks who may delete before
 // it asks, by the same policy the auth layer applies.
 type UISource struct {
+	reg      *Registry // for statistics, health and garbage collection
 	eng      *engine
 	dataDir  string
 	refs     *referrersIndex
@@ -59,9 +60,9 @@ type uiRepo struct {
 	tags    []ui.Tag
 }
 
-func newUISource(eng *engine, dataDir string, refs *referrersIndex, log *slog.Logger, authOpts *AuthOptions) *UISource {
+func newUISource(r *Registry, eng *engine, refs *referrersIndex) *UISource {
 	return &UISource{
-		eng: eng, dataDir: dataDir, refs: refs, log: log, authOpts: authOpts,
+		reg: r, eng: eng, dataDir: r.opts.DataDir, refs: refs, log: r.log, authOpts: r.opts.Auth,
 		gate:  repoGate{locks: map[string]*gateLock{}},
 		repos: map[string]*uiRepo{},
 		blobs: newByteCache(32 << 20),

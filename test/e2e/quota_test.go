@@ -279,26 +279,6 @@ func acceptedPath(rel, repo string, accepted map[string]bool) bool {
 	return filepath.ToSlash(rel) == "docker/registry/v2/repositories/"+repo+"/_layers"
 }
 
-func imageBlobs(img v1.Image) ([]v1.Hash, error) {
-	cfg, err := img.ConfigName()
-	if err != nil {
-		return nil, err
-	}
-	out := []v1.Hash{cfg}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range layers {
-		h, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, nil
-}
-
 // deleteImage deletes a tagged image's manifest and unlinks its blobs from
 // the repository, through the registry API.
 func deleteImage(t testing.TB, srv *server, repo, tag string, img v1.Image) {
