@@ -46,7 +46,8 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 		ls = append(ls, layer{"rate limit", func(h http.Handler) http.Handler { return withRateLimit(h, newLimiter(rps, burst, nil)) }})
 	}
 	ls = append(ls, layer{"detailed health", r.withDetailedHealth}) // anyone may ask, as for the probes
-	if r.uiH != nil { // the UI has its own login (a form and a session), so it comes before auth
+	// The UI has its own login (a form and a session), so it comes before auth.
+	if r.uiH != nil {
 		ls = append(ls, layer{layerUI, func(h http.Handler) http.Handler { return withUI(h, r.uiH) }})
 	}
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {

@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 	"github.com/idpbuilder/idpbuilder/pkg/ui"
 )
 
@@ -61,12 +62,20 @@ type uiRepo struct {
 }
 
 func newUISource(r *Registry, eng *engine, refs *referrersIndex) *UISource {
-	return &UISource{
+	s := &UISource{
 		reg: r, eng: eng, dataDir: r.opts.DataDir, refs: refs, log: r.log, authOpts: r.opts.Auth,
 		gate:  repoGate{locks: map[string]*gateLock{}},
 		repos: map[string]*uiRepo{},
 		blobs: newByteCache(32 << 20),
 	}
+	// Every garbage collection (periodic ones too) may empty and remove
+	// repositories: what the UI knew of them goes.
+	r.OnGC(func(res registryapi.GCResult) {
+		if !res.DryRun {
+			s.forgetAll()
+		}
+	})
+	return s
 }
 
 var _ ui.Source = (*UISource)(nil)
@@ -85,6 +94,16 @@ func (s *UISource) onManifest(_ context.Context, ev ManifestEvent) error {
 		}
 	}
 	return nil
+}
+
+// forgetAll drops everything the UI knew of the repositories.
+func (s *UISource) forgetAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for repo := range s.repos {
+		s.staleLocked(repo)
+	}
+	s.forgetNamesLocked()
 }
 
 func (s *UISource) forgetNamesLocked() {
@@ -522,6 +541,7 @@ func (s *UISource) dispatchDelete(ctx context.Context, user, repo, ref string) e
 	switch rec.status {
 	case http.StatusAccepted:
 		s.log.Info("deleted through the UI", "user", user, "repository", repo, "reference", ref, "request_id", ri.id)
+		s.changed()
 		return nil
 	case http.StatusNotFound:
 		return ui.ErrNotFound
@@ -534,6 +554,18 @@ func (s *UISource) dispatchDelete(ctx context.Context, user, repo, ref string) e
 		msg = body.Errors[0].Code + ": " + body.Errors[0].Message
 	}
 	return fmt.Errorf("delete %s/%s: %s", repo, ref, msg)
+}
+
+// changed tells the usage statistics that the store changed. The metrics
+// layer tells them of every API write; the UI's deletes enter the stack
+// below it.
+func (s *UISource) changed() {
+	s.reg.mu.Lock()
+	st := s.reg.stats
+	s.reg.mu.Unlock()
+	if st != nil {
+		st.invalidate()
+	}
 }
 
 // uiRecorder is a ResponseWriter for the UI's inner requests.
@@ -615,6 +647,7 @@ func (s *UISource) DeleteRepository(ctx context.Context, user, repo string) (ui.
 			return res, fmt.Errorf("remove %s from the catalog: %w", repo, err)
 		}
 		s.log.Info("repository deleted through the UI", "user", user, "repository", repo, "manifests", res.Manifests)
+		s.changed()
 	}
 	s.mu.Lock()
 	s.staleLocked(repo)
@@ -679,6 +712,47 @@ func (s *UISource) stamp(user string) (string, bool) {
 	}
 	return stamp, ok
 }
+
+// uiStatsWait bounds how long the storage page waits for statistics that
+// count the latest writes; past it, it shows the last ones (marked pending).
+const uiStatsWait = 2 * time.Second
+
+// Stats is the registry's usage statistics, counting the latest writes when
+// they can be had within uiStatsWait.
+func (s *UISource) Stats(ctx context.Context) (registryapi.Stats, error) {
+	ctx, cancel := context.WithTimeout(ctx, uiStatsWait)
+	defer cancel()
+	return s.reg.Stats(ctx, true)
+}
+
+// Quota is the quotas' usage and the disk of the data directory.
+func (s *UISource) Quota(ctx context.Context) (registryapi.QuotaStatus, error) {
+	return s.reg.QuotaStatus(ctx)
+}
+
+// Health runs the detailed health checks, as GET /health does.
+func (s *UISource) Health(ctx context.Context) registryapi.Health {
+	return s.reg.DetailedHealth(ctx)
+}
+
+// GC runs one garbage collection, the one POST /api/v1/gc runs. It goes on
+// when the page that asked is closed: a run is never cut short by a browser.
+func (s *UISource) GC(ctx context.Context, user string, req registryapi.GCRequest) (registryapi.GCResult, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
+	defer cancel()
+	res, err := s.reg.GC(ctx, req)
+	if errors.Is(err, ErrGCRunning) {
+		return res, ui.ErrBusy
+	}
+	if err == nil && !req.DryRun {
+		s.log.Info("garbage collection run through the UI", "user", user, "untagged", req.Untagged,
+			"manifests", len(res.Manifests), "blobs", len(res.Blobs), "bytes_freed", res.BytesFreed)
+	}
+	return res, err
+}
+
+// LastGC is the last garbage collection that was not a dry run.
+func (s *UISource) LastGC() *registryapi.GCResult { return s.reg.LastGC() }
 
 // repoGate lets a repository be emptied with no manifest push to it in flight:
 // manifest PUTs hold a repository's gate shared, deleting the repository holds

@@ -56,6 +56,12 @@ const (
 
 func startUIServer(t testing.TB, policy auth.Policy) *uiServer {
 	t.Helper()
+	return startUIServerWith(t, policy, func(*Options) {})
+}
+
+// startUIServerWith is startUIServer with options changed by set.
+func startUIServerWith(t testing.TB, policy auth.Policy, set func(*Options)) *uiServer {
+	t.Helper()
 	dir := t.TempDir()
 	s := &uiServer{t: t, dir: dir, htp: auth.Htpasswd{Path: filepath.Join(dir, "htpasswd")}}
 	opts := Options{DataDir: filepath.Join(dir, "data"), Logger: slog.New(slog.DiscardHandler), RateLimit: RateLimit{Disabled: true},
@@ -66,6 +72,7 @@ func startUIServer(t testing.TB, policy auth.Policy) *uiServer {
 		s.setUsers(map[string]string{uiUser: uiPassword})
 		opts.Auth = &AuthOptions{Policy: policy, Verifier: auth.NewVerifier(s.htp)}
 	}
+	set(&opts)
 	s.reg = New(opts)
 	require.NoError(t, s.reg.Open(context.Background()))
 	s.srv = httptest.NewServer(s.reg.Handler())
@@ -406,9 +413,9 @@ func TestUIShowsWhatWasPushed(t *testing.T) {
 		checkPage(t, "/ui/repo/multi", p)
 		assert.Contains(t, p.body, "multi-arch index")
 		assert.Contains(t, p.body, `<span class="plat">linux/amd64</span>`)
-		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, amd), humanSize(imageSize(t, amd))))
+		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, amd), humanBytes(imageSize(t, amd))))
 		assert.Contains(t, p.body, `<span class="plat">linux/arm64/v8</span>`)
-		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, arm), humanSize(imageSize(t, arm))))
+		assert.Contains(t, p.body, fmt.Sprintf(`title="%d bytes compressed">%s<`, imageSize(t, arm), humanBytes(imageSize(t, arm))))
 		assert.NotContains(t, p.body, "unknown", "an attestation is no platform")
 		assert.Contains(t, p.body, `badge-attestation`)
 		assert.Contains(t, p.body, fmt.Sprintf(`data-copy="docker pull localhost:%s/multi:latest"`, port))
@@ -486,6 +493,8 @@ func TestUIShowsWhatWasPushed(t *testing.T) {
 	})
 
 	t.Run("storage", func(t *testing.T) {
+		_, err := s.reg.Stats(context.Background(), true) // the statistics count every push
+		require.NoError(t, err)
 		p := b.get("/ui/storage")
 		require.Equal(t, http.StatusOK, p.status)
 		checkPage(t, "/ui/storage", p)
@@ -510,14 +519,6 @@ func TestUIShowsWhatWasPushed(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 	})
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%.1f KiB", float64(n)/unit)
 }
 
 func TestUIPagination(t *testing.T) {
@@ -1025,4 +1026,92 @@ func FuzzUIRequests(f *testing.F) {
 			t.Errorf("%s %s: the answer names the data dir", req.Method, target)
 		}
 	})
+}
+
+// blobOnDisk reports whether a blob's content is in the blob store.
+func (s *uiServer) blobOnDisk(d ggcrv1.Hash) bool {
+	_, err := os.Stat(filepath.Join(s.dir, "data", filepath.FromSlash(blobDataPath(digest.Digest(d.String())))))
+	return err == nil
+}
+
+// The storage page previews a garbage collection, runs it (logged in under
+// --auth=push), and shows the result; what it previewed is what it deletes.
+func TestUIStorageGC(t *testing.T) {
+	s := startUIServerWith(t, auth.PolicyPush, func(o *Options) { o.GCGrace = time.Nanosecond }) // no grace: all is old
+	keep := s.pushImage("keep:v1", 512, 1)
+	old := s.pushImage("keep:old", 512, 1)
+	gone := s.pushImage("gone:v1", 512, 2)
+	oldDigest, _ := old.Digest()
+	goneLayers, err := gone.Layers()
+	require.NoError(t, err)
+	goneLayer, _ := goneLayers[0].Digest()
+	keepLayers, _ := keep.Layers()
+	keepLayer, _ := keepLayers[0].Digest()
+
+	b := s.browser()
+	p := b.get("/ui/storage")
+	require.Equal(t, http.StatusOK, p.status)
+	checkPage(t, "/ui/storage", p)
+	assert.Contains(t, p.body, "Log in</a> to run garbage collection")
+	p = b.post("/ui/storage/gc", url.Values{"csrf": {b.get("/ui/login").csrf(t)}, "dry_run": {"1"}})
+	assert.Equal(t, http.StatusSeeOther, p.status, "no garbage collection without a login")
+	assert.Nil(t, s.reg.LastGC())
+
+	require.Equal(t, http.StatusSeeOther, b.login(uiUser, uiPassword).status)
+	// Delete the tag old (its manifest stays, untagged) and the repository gone.
+	tok := b.get("/ui/repo/keep/-/delete?tag=old").csrf(t)
+	require.Equal(t, http.StatusSeeOther, b.post("/ui/repo/keep/-/delete", url.Values{"csrf": {tok}, "tag": {"old"}}).status)
+	require.Equal(t, http.StatusSeeOther, b.post("/ui/repo/gone/-/delete", url.Values{"csrf": {tok}, "confirm": {"gone"}}).status)
+	require.True(t, s.blobOnDisk(goneLayer), "deleting frees nothing by itself")
+	st, err := s.reg.Stats(context.Background(), true)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Repositories, "the statistics count the UI's deletes")
+	assert.Equal(t, 1, st.Tags)
+
+	p = b.get("/ui/storage")
+	assert.Contains(t, p.body, `id="gc-preview"`)
+	p = b.post("/ui/storage/gc", url.Values{"csrf": {p.csrf(t)}, "dry_run": {"1"}, "untagged": {"1"}})
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	checkPage(t, "gc preview", p)
+	assert.Contains(t, p.body, "A run now would delete")
+	assert.Contains(t, p.body, `title="`+oldDigest.String()+`"`, "the untagged manifest is listed")
+	assert.Contains(t, p.body, `<input type="hidden" name="untagged" value="1">`, "the run does what was previewed")
+	assert.Contains(t, p.body, `id="gc-run"`)
+	assert.True(t, s.blobOnDisk(goneLayer), "a preview deletes nothing")
+	assert.Nil(t, s.reg.LastGC(), "a preview is no run")
+	preview := regexp.MustCompile(`<dt>Blobs</dt><dd>(\d+)</dd>`).FindStringSubmatch(p.body)
+	require.NotNil(t, preview)
+
+	p = b.post("/ui/storage/gc", url.Values{"csrf": {p.csrf(t)}, "untagged": {"1"}})
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	assert.Equal(t, "/ui/storage#last-gc", p.header.Get("Location"))
+	last := s.reg.LastGC()
+	require.NotNil(t, last)
+	assert.Equal(t, preview[1], fmt.Sprint(len(last.Blobs)), "the run deleted what the preview said")
+	assert.False(t, s.blobOnDisk(goneLayer), "the deleted repository's layer is gone")
+	assert.True(t, s.blobOnDisk(keepLayer))
+	_, err = remote.Image(s.ref("keep:v1"), s.remoteOpts()...)
+	require.NoError(t, err, "what a tag reaches stays")
+
+	p = b.get("/ui/storage")
+	checkPage(t, "after gc", p)
+	assert.Contains(t, p.body, fmt.Sprintf("Garbage collection deleted %d manifest(s) and %d blob(s), freeing %s.", len(last.Manifests), len(last.Blobs), humanBytes(last.BytesFreed)))
+	assert.NotContains(t, p.body, "Deleting frees no disk space by itself: the layers stay", "no GC hint after a GC")
+	assert.Contains(t, p.body, fmt.Sprintf("%d manifest(s), %d blob(s)", len(last.Manifests), len(last.Blobs)))
+	assert.Contains(t, p.body, `<span class="health-healthy">healthy</span>`)
+	assert.Equal(t, http.StatusMethodNotAllowed, b.get("/ui/storage/gc").status)
+}
+
+// humanBytes renders sizes as the UI does.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

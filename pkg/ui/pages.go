@@ -702,16 +702,24 @@ func (h *Handler) delete(q *request, repo string) {
 		h.render(q, http.StatusInternalServerError, "delete", data)
 		return
 	}
-	h.setFlash(q, msg)
+	h.setFlash(q, flashDeleted, msg)
 	http.Redirect(q.w, q.r, next, http.StatusSeeOther)
 }
 
 // flashes travel in a short-lived cookie, never in the URL (a link cannot put
-// words on the page).
+// words on the page). Their kind says whether the garbage collection hint
+// follows.
 const flashCookie = "idpbuilder_flash"
 
-func (h *Handler) setFlash(q *request, msg string) {
-	setCookie(q.w, q.r, flashCookie, url.QueryEscape(msg), 60)
+type flashKind byte
+
+const (
+	flashPlain   flashKind = 'p'
+	flashDeleted flashKind = 'd' // something was deleted: remind of GC
+)
+
+func (h *Handler) setFlash(q *request, kind flashKind, msg string) {
+	setCookie(q.w, q.r, flashCookie, string(kind)+url.QueryEscape(msg), 60)
 }
 
 func (h *Handler) flashFrom(q *request) *flash {
@@ -720,11 +728,14 @@ func (h *Handler) flashFrom(q *request) *flash {
 		return nil
 	}
 	clearCookie(q.w, q.r, flashCookie)
-	msg, err := url.QueryUnescape(c.Value)
+	if c.Value == "" {
+		return nil
+	}
+	msg, err := url.QueryUnescape(c.Value[1:])
 	if err != nil || msg == "" || len(msg) > 2048 {
 		return nil
 	}
-	return &flash{Message: msg, GCHint: true}
+	return &flash{Message: msg, GCHint: flashKind(c.Value[0]) == flashDeleted}
 }
 
 type loginPage struct {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // Source is the registry as the UI sees it: the UI never talks to the registry
@@ -40,6 +42,19 @@ type Source interface {
 	// Current reports whether an identity from Login still holds: the user
 	// exists and has the same password.
 	Current(id Identity) bool
+
+	// Stats is the registry's usage statistics, as recomputed in the
+	// background (Pending says a refresh is on its way).
+	Stats(ctx context.Context) (registryapi.Stats, error)
+	// Quota is the storage quotas' usage and the disk of the data directory.
+	Quota(ctx context.Context) (registryapi.QuotaStatus, error)
+	// Health runs the registry's detailed health checks.
+	Health(ctx context.Context) registryapi.Health
+	// GC runs one garbage collection (a dry run deletes nothing) for user;
+	// ErrBusy when one is running.
+	GC(ctx context.Context, user string, req registryapi.GCRequest) (registryapi.GCResult, error)
+	// LastGC is the last garbage collection that was not a dry run; nil before one.
+	LastGC() *registryapi.GCResult
 }
 
 // Policy says who must log in.
@@ -106,6 +121,7 @@ var (
 	ErrNotFound       = errors.New("not found")
 	ErrTooLarge       = errors.New("too large to show")
 	ErrBadCredentials = errors.New("invalid user name or password")
+	ErrBusy           = errors.New("a garbage collection is already running")
 )
 
 // RetryError is a login refused by a failed-login budget before any check.

@@ -406,7 +406,8 @@ func TestUIInBrowser(t *testing.T) {
 	home := t.TempDir()
 	const user, password = "alice", "alice-password-1"
 	addUser(t, home, user, password)
-	srv := startServerHome(t, home, "", "--auth", "push")
+	// No grace period: what a delete leaves behind is collectable at once.
+	srv := startServerHome(t, home, "", "--auth", "push", "--gc-grace", "1ms")
 	host := "localhost:" + srv.Port()
 	alice := crane.WithAuth(&authn.Basic{Username: user, Password: password})
 	ropts := []remote.Option{remote.WithAuth(&authn.Basic{Username: user, Password: password})}
@@ -679,8 +680,30 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("the chart's command: %q", cmd)
 	}
 	tb.shoot("repository-chart")
+
+	t.Log("garbage collection: a dry run first, then the run it previewed")
 	tb.open("/ui/storage")
 	tb.shoot("storage")
+	tb.load(chromedp.Click(chromedp.ID("gc-preview")))
+	result := tb.text("#gc-result")
+	if !strings.Contains(result, "A run now would delete") || strings.Contains(result, "Nothing") {
+		t.Errorf("the dry run shows: %s", result)
+	}
+	if eval[int](tb, `document.querySelectorAll("#gc-run").length`) != 1 {
+		t.Error("no button to run what was previewed")
+	}
+	tb.shoot("storage-gc-preview")
+	tb.load(chromedp.Click(chromedp.ID("gc-run")))
+	if f := tb.text(".flash"); !strings.Contains(f, "Garbage collection deleted") {
+		t.Errorf("after the run: %q", f)
+	}
+	if got := tb.location(); got != "/ui/storage#last-gc" {
+		t.Errorf("after the run: %s", got)
+	}
+	tb.shoot("storage-after-gc")
+	if _, err := crane.Pull(srv.Addr+"/team/web:stable", crane.Insecure); err != nil {
+		t.Errorf("a kept image does not pull after the run: %v", err)
+	}
 	tb.phone("storage")
 }
 

@@ -105,21 +105,11 @@
     });
   }
 
-  // Forms that ask a question first (GC run).
-  function setupAsk() {
-    document.querySelectorAll("form[data-ask]").forEach((form) => {
-      form.addEventListener("submit", (ev) => {
-        if (!window.confirm(form.dataset.ask)) ev.preventDefault();
-      });
-    });
-  }
-
   function init() {
     setupTheme();
     setupCopy();
     setupConfirm();
     setupAutosubmit();
-    setupAsk();
   }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", init);
