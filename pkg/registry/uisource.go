@@ -50,7 +50,6 @@ type UISource struct {
 	repos    map[string]*uiRepo
 
 	blobs *byteCache // manifests and image configs, by canonical digest
-
 }
 
 // uiRepo is what the UI shows of a repository, kept until a manifest event
@@ -142,6 +141,9 @@ func (s *UISource) Repositories(ctx context.Context) ([]string, error) {
 // Repository summarizes a repository: tag count, size, last push. It is kept
 // until a manifest event for the repository.
 func (s *UISource) Repository(ctx context.Context, name string) (ui.Repository, error) {
+	if validateName(name) != nil {
+		return ui.Repository{}, ui.ErrNotFound
+	}
 	s.mu.Lock()
 	if e := s.repos[name]; e != nil && e.summary != nil {
 		sum := *e.summary
@@ -320,6 +322,9 @@ func (s *UISource) forEachRevision(ctx context.Context, repo string, fn func(dig
 
 // Tags lists a repository's tags.
 func (s *UISource) Tags(ctx context.Context, repo string) ([]ui.Tag, error) {
+	if validateName(repo) != nil {
+		return nil, ui.ErrNotFound
+	}
 	s.mu.Lock()
 	if e := s.repos[repo]; e != nil && e.tags != nil {
 		tags := slices.Clone(e.tags)
@@ -389,6 +394,9 @@ func (s *UISource) readTags(ctx context.Context, repo string) ([]ui.Tag, error) 
 
 // Manifest reads a manifest of repo by tag or digest.
 func (s *UISource) Manifest(ctx context.Context, repo, reference string) (ui.Manifest, error) {
+	if validateName(repo) != nil {
+		return ui.Manifest{}, ui.ErrNotFound
+	}
 	var addressed digest.Digest
 	if strings.Contains(reference, ":") {
 		d, err := digest.Parse(reference)
@@ -397,6 +405,9 @@ func (s *UISource) Manifest(ctx context.Context, repo, reference string) (ui.Man
 		}
 		addressed = d
 	} else {
+		if !tagPattern.MatchString(reference) {
+			return ui.Manifest{}, ui.ErrNotFound
+		}
 		b, err := s.eng.driver.GetContent(ctx, tagLinkPath(repo, reference))
 		if isPathNotFound(err) {
 			return ui.Manifest{}, ui.ErrNotFound
@@ -451,6 +462,9 @@ func (s *UISource) manifestPayload(ctx context.Context, canonical digest.Digest)
 
 // Blob reads a small blob linked into repo (an image config).
 func (s *UISource) Blob(ctx context.Context, repo, dgstStr string, limit int64) ([]byte, error) {
+	if validateName(repo) != nil {
+		return nil, ui.ErrNotFound
+	}
 	dgst, err := digest.Parse(dgstStr)
 	if err != nil {
 		return nil, ui.ErrNotFound
@@ -497,6 +511,9 @@ func (s *UISource) Blob(ctx context.Context, repo, dgstStr string, limit int64) 
 
 // Referrers lists the manifests of repo whose subject is dgst.
 func (s *UISource) Referrers(ctx context.Context, repo, dgstStr string) ([]ui.Descriptor, error) {
+	if validateName(repo) != nil {
+		return nil, ui.ErrNotFound
+	}
 	dgst, err := digest.Parse(dgstStr)
 	if err != nil {
 		return nil, ui.ErrNotFound
@@ -596,6 +613,9 @@ func (w *uiRecorder) Write(b []byte) (int, error) {
 // about to send its manifest must still find them.
 func (s *UISource) DeleteRepository(ctx context.Context, user, repo string) (ui.RepositoryDeletion, error) {
 	var res ui.RepositoryDeletion
+	if validateName(repo) != nil {
+		return res, ui.ErrNotFound
+	}
 	if _, err := s.eng.driver.Stat(ctx, repoManifestsPath(repo)); err != nil {
 		if isPathNotFound(err) {
 			return res, ui.ErrNotFound

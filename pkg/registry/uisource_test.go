@@ -1115,3 +1115,30 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// The Source refuses names that are no repository or tag (they would be
+// paths in the store) as not found, whoever calls it.
+func TestUISourceRefusesBadNames(t *testing.T) {
+	s := startUIServer(t, auth.PolicyNone)
+	s.pushImage("app:v1", 64, 1)
+	src, ctx := s.reg.ui, context.Background()
+	for _, repo := range []string{"../app", "app/..", "/app", "APP", "", "app/../../.."} {
+		_, err := src.Repository(ctx, repo)
+		assert.ErrorIs(t, err, ui.ErrNotFound, repo)
+		_, err = src.Tags(ctx, repo)
+		assert.ErrorIs(t, err, ui.ErrNotFound, repo)
+		_, err = src.Manifest(ctx, repo, "v1")
+		assert.ErrorIs(t, err, ui.ErrNotFound, repo)
+		_, err = src.Referrers(ctx, repo, "sha256:"+strings.Repeat("0", 64))
+		assert.ErrorIs(t, err, ui.ErrNotFound, repo)
+		_, err = src.DeleteRepository(ctx, "tester", repo)
+		assert.ErrorIs(t, err, ui.ErrNotFound, repo)
+	}
+	for _, ref := range []string{"../../../../../etc/passwd", "v1/../v1", ".v1", "sha256:xyz"} {
+		_, err := src.Manifest(ctx, "app", ref)
+		assert.ErrorIs(t, err, ui.ErrNotFound, ref)
+		assert.ErrorIs(t, src.DeleteTag(ctx, "tester", "app", ref), ui.ErrNotFound, ref)
+	}
+	_, err := src.Manifest(ctx, "app", "v1")
+	assert.NoError(t, err)
+}
