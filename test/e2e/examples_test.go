@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -22,5 +23,38 @@ func TestExampleCIRegistry(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "pushed and pulled localhost:") {
 		t.Fatalf("example did not report a round trip:\n%s", out)
+	}
+}
+
+// runExample runs an example's script with the binary under test first in PATH and
+// env added; it fails the test with the script's output when the script fails.
+func runExample(t *testing.T, script string, env []string, args ...string) string {
+	t.Helper()
+	binDir := t.TempDir()
+	if err := os.Symlink(binary, filepath.Join(binDir, "idpbuilder")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", append([]string{filepath.Join(moduleRoot, "examples", script)}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"), "IDPBUILDER="+binary)
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("examples/%s failed: %v\n%s", script, err, out)
+	}
+	return string(out)
+}
+
+// TestExampleSampleApp runs examples/sample-app/run.sh against a real registry:
+// build FROM scratch, push, pull back by digest, run, and the app answers.
+func TestExampleSampleApp(t *testing.T) {
+	requireTool(t, "docker")
+	srv := startServer(t, "")
+	out := runExample(t, "sample-app/run.sh", []string{"REGISTRY=" + srv.Localhost(), "TAG=e2e-" + strconv.Itoa(os.Getpid())})
+	if !strings.Contains(out, "sample-app answered: hello from sample-app") {
+		t.Fatalf("the app did not answer:\n%s", out)
+	}
+	// The image is in the registry under the tag the script pushed.
+	if d := srv.manifestDigest(t, "sample-app", "e2e-"+strconv.Itoa(os.Getpid())); !strings.Contains(out, d) {
+		t.Fatalf("registry holds %s, the script reported:\n%s", d, out)
 	}
 }
