@@ -2,7 +2,8 @@
 # Build the sample app, push it to the registry, and check it answers:
 #   ./run.sh           build, push to $REGISTRY (localhost:5001), run the pushed image with docker, curl it
 #   ./run.sh --deploy  build, push, deploy to the current kubectl context (an `idpbuilder create` cluster), curl it
-# Needs: go, docker; kubectl for --deploy. REGISTRY, TAG and KUBECTL may be set.
+# Needs: go, docker; kubectl for --deploy. REGISTRY, TAG and KUBECTL may be set; APP_HOST
+# names the Docker daemon's host when it is not this one (a docker:dind service).
 set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 registry=${REGISTRY:-localhost:5001}
@@ -45,9 +46,10 @@ check() { # check URL: the app must greet
 if [ "${1:-}" != "--deploy" ]; then
   # 3a. Run the pushed image (pulled back by digest) with docker.
   docker rmi "$image" >/dev/null
-  cid=$(docker run -d --rm -p 127.0.0.1::8080 "$registry/sample-app@$digest")
+  if [ -n "${APP_HOST:-}" ]; then publish=8080; else publish=127.0.0.1::8080; fi
+  cid=$(docker run -d --rm -p "$publish" "$registry/sample-app@$digest")
   port=$(docker port "$cid" 8080/tcp | head -1 | sed 's/.*://')
-  check "http://127.0.0.1:$port/"
+  check "http://${APP_HOST:-127.0.0.1}:$port/"
   exit 0
 fi
 

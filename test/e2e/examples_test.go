@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // TestExampleCIRegistry runs examples/ci-registry/run.sh as a user would, so the
@@ -57,4 +59,33 @@ func TestExampleSampleApp(t *testing.T) {
 	if d := srv.manifestDigest(t, "sample-app", "e2e-"+strconv.Itoa(os.Getpid())); !strings.Contains(out, d) {
 		t.Fatalf("registry holds %s, the script reported:\n%s", d, out)
 	}
+}
+
+// TestExampleCI runs examples/ci/ci.sh, the script both pipeline files call, as on
+// a GitHub runner (Docker on the same host, the registry on loopback), and checks
+// that the pipeline files are YAML and call the script.
+func TestExampleCI(t *testing.T) {
+	requireTool(t, "docker")
+	requireTool(t, "curl")
+	for _, f := range []string{"github-actions.yml", "gitlab-ci.yml"} {
+		raw, err := os.ReadFile(filepath.Join(moduleRoot, "examples", "ci", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !strings.Contains(string(raw), "examples/ci/ci.sh") {
+			t.Errorf("%s does not call examples/ci/ci.sh", f)
+		}
+	}
+	t.Run("loopback", func(t *testing.T) {
+		out := runExample(t, "ci/ci.sh", []string{"GITHUB_SHA=e2e-loop-" + strconv.Itoa(os.Getpid())})
+		for _, want := range []string{"registry service at localhost:", "sample-app answered:", "sample-app  e2e-loop-"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
 }
