@@ -89,3 +89,18 @@ func TestExampleCI(t *testing.T) {
 		}
 	})
 }
+
+// TestExampleSigning runs examples/signing/run.sh (oras attach, discover, pull;
+// openssl signatures) against a real registry; the repository must hold only the
+// image's tag afterwards: no fallback tags, the referrers API carried the artifacts.
+func TestExampleSigning(t *testing.T) {
+	for _, tool := range []string{"docker", "oras", "openssl", "jq"} {
+		requireTool(t, tool)
+	}
+	srv := startServer(t, "")
+	out := runExample(t, "signing/run.sh", []string{"REGISTRY=" + srv.Localhost(), "TAG=e2e"})
+	if !strings.Contains(out, "verified: "+srv.Localhost()+"/signing-demo/app@sha256:") {
+		t.Fatalf("not verified:\n%s", out)
+	}
+	assertTags(t, srv, "signing-demo/app", "e2e")
+}
