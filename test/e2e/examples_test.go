@@ -3,13 +3,18 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -103,4 +108,82 @@ func TestExampleSigning(t *testing.T) {
 		t.Fatalf("not verified:\n%s", out)
 	}
 	assertTags(t, srv, "signing-demo/app", "e2e")
+}
+
+// TestExampleMultiArch runs examples/multi-arch/run.sh (Go cross-compiles, crane
+// assembles) against a real registry: registry list shows both platforms, each
+// platform's image says so in its config, and the index runs here with docker.
+func TestExampleMultiArch(t *testing.T) {
+	requireTool(t, "docker")
+	gobin := t.TempDir()
+	version := strings.TrimSpace(runCmd(t, 5*time.Minute, "go", "list", "-C", moduleRoot, "-m", "-f", "{{.Version}}", "github.com/google/go-containerregistry"))
+	install := exec.Command("go", "install", "github.com/google/go-containerregistry/cmd/crane@"+version)
+	install.Dir = t.TempDir()
+	install.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=", "CGO_ENABLED=0")
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("installing crane %s: %v\n%s", version, err, out)
+	}
+	srv := startServer(t, "")
+	out := runExample(t, "multi-arch/run.sh", []string{"REGISTRY=" + srv.Localhost(), "TAG=e2e",
+		"PATH=" + gobin + string(os.PathListSeparator) + os.Getenv("PATH")})
+	if !strings.Contains(out, "linux/amd64,linux/arm64") {
+		t.Fatalf("registry list does not show both platforms:\n%s", out)
+	}
+
+	ref, err := name.ParseReference(srv.Localhost()+"/multi-arch/sample-app:e2e", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var platforms []string
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Platform == nil || cf.OS+"/"+cf.Architecture != d.Platform.OS+"/"+d.Platform.Architecture {
+			t.Errorf("%s: index says %v, config says %s/%s", d.Digest, d.Platform, cf.OS, cf.Architecture)
+		}
+		if len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/sample-app" {
+			t.Errorf("%s: entrypoint %q", d.Digest, cf.Config.Entrypoint)
+		}
+		platforms = append(platforms, cf.OS+"/"+cf.Architecture)
+	}
+	if strings.Join(platforms, ",") != "linux/amd64,linux/arm64" {
+		t.Fatalf("platforms %v", platforms)
+	}
+
+	// This machine's platform of the index runs.
+	image := srv.Localhost() + "/multi-arch/sample-app:e2e"
+	cid := strings.TrimSpace(runCmd(t, 2*time.Minute, "docker", "run", "-d", "--rm", "-p", "127.0.0.1::8080", image))
+	t.Cleanup(func() {
+		_ = exec.Command("docker", "rm", "-f", cid).Run()
+		_ = exec.Command("docker", "rmi", image).Run()
+	})
+	hostPort := strings.TrimSpace(runCmd(t, time.Minute, "docker", "port", cid, "8080/tcp"))
+	hostPort = strings.Split(hostPort, "\n")[0]
+	var body string
+	for range 100 {
+		if resp, err := http.Get("http://" + hostPort + "/"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.HasPrefix(body, "hello from sample-app") {
+		t.Fatalf("the app from the index answered %q", body)
+	}
 }
