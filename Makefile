@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 
 FUZZTIME  ?= 30s
 
-.PHONY: help build test cover lint e2e bench bench-gc bench-smoke fuzz fuzz-smoke test-all clean
+.PHONY: help build docs test cover lint e2e bench bench-gc bench-smoke fuzz fuzz-smoke test-all clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ help: ## list targets
 build: ## build a static binary into bin/ (and the docker-credential-idpbuilder link)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/idpbuilder
 	ln -sf idpbuilder $(dir $(BIN))docker-credential-idpbuilder
+
+docs: ## regenerate docs/cli/*.md and docs/configuration.md from the commands and the settings table
+	$(GO) run ./hack/gendocs
 
 test: ## unit tests (race detector on)
 	$(GO) test -race -count=1 ./...

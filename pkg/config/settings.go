@@ -155,7 +155,7 @@ func Settings() []Setting {
 			},
 			get: func(c *Config) string { return c.Registry.Auth },
 		},
-		pathSetting("registry.htpasswd", "htpasswd", "the user file (bcrypt htpasswd), managed with `registry user`", func(c *Config) *string { return &c.Registry.Htpasswd }),
+		pathSetting("registry.htpasswd", "htpasswd", "the user file (bcrypt htpasswd), managed with 'idpbuilder registry user'", func(c *Config) *string { return &c.Registry.Htpasswd }),
 		{
 			Key: "registry.accessLog", Flag: "access-log", Usage: "access log: stderr, off, or a file path",
 			set: func(c *Config, v string) error {
