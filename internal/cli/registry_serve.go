@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
 	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
+	"github.com/idpbuilder/idpbuilder/pkg/ui"
 )
 
 func newRegistryServeCommand(stdio IO) *cobra.Command {
@@ -40,7 +42,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
 		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
-		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr", "cert-check-interval")
+		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr", "ui", "ui-cluster-host", "cert-check-interval")
 	return cmd
 }
 
@@ -103,6 +105,9 @@ func serveOptions(cfg config.Config, stdio IO, logger *slog.Logger) (registry.Op
 		return opts, "", nil, err
 	}
 	opts.AccessLog = accessLog
+	if cfg.Registry.UI {
+		opts.UI = webUI(cfg, logger)
+	}
 	return opts, policy, closeLog, nil
 }
 
@@ -168,6 +173,9 @@ func printServing(stdio IO, cfg config.Config, reg *registry.Registry, policy au
 	if m := reg.MetricsAddr(); m != "" {
 		fmt.Fprintf(stdio.Out, "Metrics on http://%s/metrics (plain HTTP, no login: anyone who reaches that address can read them)\n", m)
 	}
+	if cfg.Registry.UI {
+		fmt.Fprintf(stdio.Out, "Web UI: %s://%s/ui/\n", scheme, pushHost(addr))
+	}
 }
 
 // serveUntilStopped serves until a stop signal or the registry's failure,
@@ -185,6 +193,23 @@ func serveUntilStopped(ctx context.Context, cfg config.Config, reg *registry.Reg
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Registry.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(serveErr, group.Stop(stopCtx))
+}
+
+// webUI builds the UI over the registry. It answers to loopback names, IP
+// addresses, this machine's name and the names the registry is configured with.
+func webUI(cfg config.Config, logger *slog.Logger) func(*registry.UISource) (http.Handler, error) {
+	hosts := append([]string{}, cfg.Registry.TLSNames...)
+	for _, a := range append([]string{cfg.Registry.Addr, cfg.Registry.UIClusterHost}, cfg.Registry.ExtraAddrs...) {
+		if host, _, err := net.SplitHostPort(a); err == nil && host != "" {
+			hosts = append(hosts, host)
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	return func(src *registry.UISource) (http.Handler, error) {
+		return ui.New(src, ui.Config{ClusterHost: cfg.Registry.UIClusterHost, Hosts: hosts, Logger: logger})
+	}
 }
 
 // authOptions resolves the auth policy: the configured one, else push when users

@@ -33,9 +33,9 @@ func (s serve) args() ([]string, error) {
 	c := config.Config{Registry: config.Registry{
 		Addr: s.addr, ExtraAddrs: s.extraAddrs, DataDir: s.dataDir, RateLimit: 0,
 		TLS: s.certDir != "", CertDir: s.certDir, TLSNames: s.tlsNames, CertCheckInterval: certCheckInterval,
-		Htpasswd: s.htpasswd, Auth: s.opts.Auth,
+		Htpasswd: s.htpasswd, Auth: s.opts.Auth, UIClusterHost: s.opts.UIClusterHost,
 	}, Log: config.Log{Format: "json"}}
-	keys := []string{"registry.addr", "registry.extraAddrs", "registry.dataDir", "registry.rateLimit"}
+	keys := []string{"registry.addr", "registry.extraAddrs", "registry.dataDir", "registry.rateLimit", "registry.uiClusterHost"}
 	if s.logJSON {
 		keys = append(keys, "log.format")
 	}

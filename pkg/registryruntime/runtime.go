@@ -66,6 +66,9 @@ type Options struct {
 	// NodeHostName is how nodes name this machine for a process: ListenIP, or
 	// host.docker.internal.
 	NodeHostName string
+	// UIClusterHost is how pods name the registry (registry.local:5000), for
+	// the web UI's kubectl commands.
+	UIClusterHost string
 }
 
 // ContainerName is the registry container's name.

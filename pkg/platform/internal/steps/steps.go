@@ -107,6 +107,8 @@ func (c *Context) NewRuntime(ctx context.Context, mode registryruntime.Mode) (re
 	opts := registryruntime.Options{
 		Cluster: c.Name(), HostPort: s.Port, DataDir: c.Layout.DataDir(), StateDir: c.Layout.Dir,
 		Binary: c.Binary, Network: kind.Network,
+		// The web UI's kubectl commands name the registry as pods do.
+		UIClusterHost: kind.Registry{InClusterName: s.InClusterName}.InClusterHost(),
 	}
 	if s.TLS {
 		opts.CertDir = c.Layout.CertDir()
