@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,4 +50,10 @@ func TestWriteFails(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1)
 	assert.Error(t, syncDir(filepath.Join(dir, "missing")))
+}
+
+func TestUnsupportedSync(t *testing.T) {
+	assert.True(t, isUnsupported(&os.PathError{Op: "sync", Path: "/d", Err: syscall.EINVAL}))
+	assert.True(t, isUnsupported(syscall.ENOTSUP))
+	assert.False(t, isUnsupported(syscall.EIO))
 }

@@ -380,3 +380,54 @@ func TestSecureRegistry(t *testing.T) {
 	assert.Equal(t, []string{"✓ Checking that 1 node(s) pull from the registry"}, st.got)
 	require.NoError(t, Wire{}.Execute(context.Background(), c))
 }
+
+// TestStepFailures: what each step says when what it drives fails.
+func TestStepFailures(t *testing.T) {
+	ctx := context.Background()
+	w := platformtest.New(t, "dev", platformtest.Options{})
+
+	// A registry container that cannot be inspected: the other mode's check fails first for a process.
+	c, st := newContext(w, state.Settings{Mode: registryruntime.ModeProcess})
+	w.Rec.On("docker", "container", "inspect", "dev-registry").Reply(exectest.Fail(1, "permission denied"))
+	assert.ErrorContains(t, Registry{}.Execute(ctx, c), "permission denied")
+	assert.Equal(t, []string{fmt.Sprintf("✗ Starting the registry process on localhost:%d", w.Port)}, st.got)
+
+	// Wiring and objects without a registry to wire to.
+	c, _ = newContext(w, state.Settings{})
+	assert.ErrorContains(t, Wire{}.Execute(ctx, c), "permission denied")
+	assert.ErrorContains(t, Objects{}.Execute(ctx, c), "permission denied")
+	assert.ErrorContains(t, PullCheck{}.Execute(ctx, c), "permission denied")
+
+	// The node refuses the wiring.
+	w.Rec.On("docker", "container", "inspect", "dev-registry").Reply(w.Container(true))
+	w.OnNode("sh").Reply(exectest.Fail(1, "read-only file system"))
+	c, st = newContext(w, state.Settings{})
+	err := Wire{}.Execute(ctx, c)
+	assert.ErrorContains(t, err, "read-only file system")
+	assert.True(t, strings.HasPrefix(st.got[0], "✗ Wiring 1 node(s)"))
+
+	// The removal from the node fails after the pulls worked.
+	w.OnNode("crictl", "rmi").Reply(exectest.Fail(1, "no such image"))
+	c, _ = newContext(w, state.Settings{})
+	assert.ErrorContains(t, PullCheck{}.Execute(ctx, c), "remove the pull check's image from node dev-control-plane")
+
+	// A pull that fails without a word on stderr keeps the program's own error.
+	w.OnNode("crictl", "pull").Reply(exectest.Response{Err: errors.New("crictl: not found")})
+	c, _ = newContext(w, state.Settings{})
+	err = PullCheck{}.Execute(ctx, c)
+	var pe *PullCheckError
+	require.ErrorAs(t, err, &pe)
+	assert.ErrorContains(t, errors.Unwrap(pe), "crictl: not found")
+
+	// Removing data that cannot be removed.
+	c, st = newContext(w, state.Settings{})
+	c.Layout.Dir = "/proc/self/idpbuilder-cannot-remove"
+	require.NoError(t, Purge{}.Execute(ctx, c), "nothing there: nothing to remove")
+	assert.Len(t, st.got, 1)
+
+	assert.Equal(t, `the registry's auth policy "push" needs a user to push with, and /h has none`,
+		(&NoUserError{Policy: auth.PolicyPush, Htpasswd: "/h"}).Error())
+	assert.Equal(t, "The nodes' user", certificatesTitle(state.Settings{Auth: auth.PolicyPush}))
+	assert.Equal(t, "Local CA and registry certificate", certificatesTitle(state.Settings{TLS: true}))
+	assert.NotEmpty(t, (&Context{}).goos())
+}
