@@ -27,6 +27,7 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/exec/exectest"
+	"github.com/idpbuilder/idpbuilder/pkg/registryclient"
 )
 
 var (
@@ -307,7 +308,8 @@ func TestContainerTLS(t *testing.T) {
 
 	// The same server, without its CA: not trusted.
 	c.Opts.CertDir = t.TempDir()
-	assert.ErrorContains(t, waitReady(context.Background(), c.Opts, 300*time.Millisecond), "certificate")
+	base := fmt.Sprintf("https://127.0.0.1:%d", port)
+	assert.ErrorContains(t, registryclient.Ready(context.Background(), registryclient.TrustingCAs(filepath.Join(c.Opts.CertDir, "ca.crt")), base), "certificate")
 }
 
 func TestContainerStateStopRemove(t *testing.T) {
