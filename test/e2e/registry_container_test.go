@@ -67,13 +67,20 @@ func TestRegistryContainer(t *testing.T) {
 	if !strings.HasPrefix(ct.Image, registryruntime.ImageRepo+":") {
 		t.Fatalf("container runs %s", ct.Image)
 	}
-	// Images of earlier binaries are cleaned up, unless a container still uses one.
+	// Images of earlier builds of this binary (same path) are cleaned up, unless
+	// a container still uses one; other binaries' images on the same engine
+	// (a developer's build, another CI run) are theirs to clean.
 	tags, err := d.ImageTags(ctx, registryruntime.ImageRepo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range tags {
 		if tag == ct.Image {
+			continue
+		}
+		path := strings.TrimSpace(runCmd(t, time.Minute, "docker", "image", "inspect", "--format",
+			`{{index .Config.Labels "`+registryruntime.LabelBinaryPath+`"}}`, tag))
+		if path != binary {
 			continue
 		}
 		if users := runCmd(t, time.Minute, "docker", "ps", "-a", "-q", "--filter", "ancestor="+tag); strings.TrimSpace(users) == "" {
@@ -161,8 +168,8 @@ func TestRegistryContainerPortTaken(t *testing.T) {
 	}}
 	t.Cleanup(func() { _ = rt.Remove(context.Background()) })
 	_, err = rt.Ensure(context.Background())
-	var pe *registryruntime.PortInUseError
-	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "already in use") {
+	var inUse *registryruntime.PortInUseError
+	if !errors.As(err, &inUse) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("Ensure on a busy port: %v", err)
 	}
 	if ct, _ := d.InspectContainer(context.Background(), rt.Opts.ContainerName()); ct != nil {
