@@ -120,6 +120,8 @@ func TestBrokenWiringFailsThePullCheck(t *testing.T) {
 	code, _, errOut := w.run("create", "--name", "dev", "--registry-port", fmt.Sprint(w.Port))
 	require.Equal(t, ExitOK, code, errOut)
 	w.wired()
+	host := fmt.Sprintf("localhost:%d", w.Port)
+	w.OnNode("cat", "/etc/containerd/certs.d/"+host+"/hosts.toml").Reply(exectest.Fail(1, "cat: No such file or directory"))
 	w.OnNode("crictl", "pull").Reply(exectest.Fail(1, "failed to resolve reference: connection refused"))
 	code, _, errOut = w.run("registry", "status", "--name", "dev", "--pull-check")
 	assert.Equal(t, ExitFailure, code)
@@ -127,6 +129,7 @@ func TestBrokenWiringFailsThePullCheck(t *testing.T) {
 	assert.Contains(t, errOut, "Error: node dev-control-plane cannot pull localhost:")
 	assert.Contains(t, errOut, "connection refused")
 	assert.Contains(t, errOut, "`idpbuilder create --name dev` rewrites it")
+	assert.NotContains(t, errOut, "the registry is not healthy", "the pull check's error is the one that says what to do")
 }
 
 func TestCorruptSettingsFileIsNamed(t *testing.T) {

@@ -42,14 +42,14 @@ func newRegistryStatusCommand(stdio IO) *cobra.Command {
 			if err := printOutput(stdio.Out, output, st, func(tw *tabwriter.Writer) { statusTable(tw, st) }); err != nil {
 				return err
 			}
-			if err := statusError(st); err != nil {
-				return err
+			if pullCheck && st.State == registryruntime.StatusRunning {
+				// Also when the wiring looks broken: the check names the node that
+				// cannot pull. Its step line goes to stderr: stdout may be JSON.
+				if err := p.CheckPull(cmd.Context(), cfg.Cluster.Name, given(cfg), newProgress(stdio.Err)); err != nil {
+					return err
+				}
 			}
-			if pullCheck {
-				// Its step line goes to stderr: stdout may be JSON.
-				return p.CheckPull(cmd.Context(), cfg.Cluster.Name, given(cfg), newProgress(stdio.Err))
-			}
-			return nil
+			return statusError(st)
 		},
 	}
 	addSettingFlags(cmd.Flags(), "name", "registry-port", "in-cluster-name")
