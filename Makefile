@@ -59,5 +59,8 @@ fuzz-smoke: ## a short fuzz run of each target (CI)
 size: ## stripped binary with and without the registry engine, the difference and where it goes (fails at 10 MB)
 	$(GO) run ./hack/size
 
+bench-compare: ## idpbuilder's registry vs distribution's own v3.1.2 and this machine's references, interleaved (BENCH_COMPARE_FLAGS=-rounds=3)
+	$(GO) run ./hack/bench-compare $(BENCH_COMPARE_FLAGS)
+
 clean:
 	rm -rf bin results
