@@ -288,5 +288,7 @@ func (r reg) download(ctx context.Context, path string) (int64, error) {
 	if err := expect(resp, http.StatusOK); err != nil {
 		return 0, err
 	}
-	return io.Copy(io.Discard, resp.Body)
+	// 1 MiB reads: io.Discard's own ReadFrom reads 8 KiB at a time, which
+	// would make the client, not the server, the limit.
+	return io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{resp.Body}, make([]byte, 1<<20))
 }
