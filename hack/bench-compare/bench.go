@@ -46,9 +46,10 @@ type bench struct {
 }
 
 const (
-	refPut    = "loopback PUT + sha256 + file write"
-	refGet    = "loopback GET of a file (sendfile)"
-	refSHA256 = "sha256 in memory, one core"
+	refPut     = "loopback PUT + sha256 + file write"
+	refPutSync = "loopback PUT + sha256 + file write + fsync"
+	refGet     = "loopback GET of a file (sendfile)"
+	refSHA256  = "sha256 in memory, one core"
 )
 
 func newBench(c config, _ string) *bench {
@@ -138,6 +139,18 @@ func (b *bench) workloads() []workload {
 			ref: func(ctx context.Context, rs *refServerProc, round int) (float64, error) {
 				start := time.Now()
 				if _, err := rs.reg().call(ctx, http.MethodPut, "/upload", bytes.NewReader(b.big), int64(size), nil, http.StatusCreated); err != nil {
+					return 0, err
+				}
+				return mbps(size, since(start)), nil
+			},
+		},
+		{
+			rows:    []row{{name: refPutSync, unit: "MB/s", higherBetter: true, ofReference: refPutSync}},
+			refRow:  refPutSync,
+			skipped: true, // a reference only: distribution syncs each upload's file
+			ref: func(ctx context.Context, rs *refServerProc, round int) (float64, error) {
+				start := time.Now()
+				if _, err := rs.reg().call(ctx, http.MethodPut, "/upload?fsync", bytes.NewReader(b.big), int64(size), nil, http.StatusCreated); err != nil {
 					return 0, err
 				}
 				return mbps(size, since(start)), nil

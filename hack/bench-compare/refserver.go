@@ -23,7 +23,8 @@ import (
 // refServer is the machine's own reference, run as a process of its own like
 // the registries: GET /file serves a file with http.ServeContent (sendfile on
 // Linux); PUT /upload hashes the body with sha256 while writing it to a new
-// file, as the least a registry must do to accept a blob. It prints its
+// file, as the least a registry must do to accept a blob (with ?fsync, it also
+// syncs the file before answering, as distribution does). It prints its
 // address on stdout once it listens.
 func refServer(args []string) error {
 	fs := flag.NewFlagSet("refserver", flag.ContinueOnError)
@@ -65,6 +66,9 @@ func refServer(args []string) error {
 		}
 		h := sha256.New()
 		_, err = io.Copy(io.MultiWriter(f, h), r.Body)
+		if err == nil && r.URL.Query().Has("fsync") {
+			err = f.Sync()
+		}
 		err = errors.Join(err, f.Close())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
