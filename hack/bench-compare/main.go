@@ -39,6 +39,7 @@ type config struct {
 	listRequests   int // tag list / catalog GETs per round
 	binDir, workDi string
 	only           string
+	verbose        bool
 }
 
 func main() {
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&c.binDir, "bin", "bin/bench", "where the two registries are built (distribution's is kept between runs)")
 	flag.StringVar(&c.workDi, "work", "", "working directory for data dirs (default: a new temp dir, removed at the end)")
 	flag.StringVar(&c.only, "only", "", "run only the workloads whose name contains this")
+	flag.BoolVar(&c.verbose, "v", false, "log every measurement")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetOutput(os.Stderr)
