@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 
 FUZZTIME  ?= 30s
 
-.PHONY: help build test cover lint e2e bench bench-smoke fuzz fuzz-smoke test-all clean size bench-compare
+.PHONY: help build test cover lint e2e bench bench-gc bench-smoke fuzz fuzz-smoke test-all clean size bench-compare
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ e2e: ## end-to-end tests against real Docker, containerd, skopeo and the OCI con
 
 bench: ## registry benchmarks (BENCHTIME=5x to change)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/registry/
+
+bench-gc: ## the garbage collection benchmark alone: 1,000 images / 5,000 blobs, dry run and real
+	$(GO) test -run '^$$' -bench '^BenchmarkGC$$' -benchtime 3x ./pkg/registry/
 
 fuzz: ## fuzz the auth header parser, the route parser, the registry's request handling and its token flow (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBasic$$' -fuzztime $(FUZZTIME) ./pkg/auth/

@@ -13,6 +13,8 @@ func newRegistryCommand(stdio IO) *cobra.Command {
 	}
 	cmd.AddCommand(newRegistryServeCommand(stdio), newRegistryStatusCommand(stdio), newRegistryListCommand(stdio),
 		newRegistryStartCommand(stdio), newRegistryStopCommand(stdio), newRegistryPushCommand(stdio),
-		newRegistryUserCommand(stdio), newRegistryCertCommand(stdio), newRegistryLoginCommand(stdio), newRegistryTrustCommand(stdio))
+		newRegistryUserCommand(stdio), newRegistryCertCommand(stdio), newRegistryLoginCommand(stdio), newRegistryTrustCommand(stdio),
+		newRegistryGCCommand(stdio),
+		newRegistryStatsCommand(stdio))
 	return cmd
 }

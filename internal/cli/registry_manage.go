@@ -20,28 +20,32 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/kind"
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 	"github.com/idpbuilder/idpbuilder/pkg/registryclient"
 )
 
 // registryStatus is what `registry status` reports.
 type registryStatus struct {
-	Cluster      string             `json:"cluster"`
-	Mode         string             `json:"mode"`
-	Instance     string             `json:"instance"` // container name or pid file
-	State        string             `json:"state"`    // running, exited, ..., or missing
-	RestartCount int                `json:"restartCount"`
-	Address      string             `json:"address"`
-	Health       string             `json:"health"` // ok, or what is wrong
-	DataDir      string             `json:"dataDir"`
-	StorageBytes int64              `json:"storageBytes"`
-	Repositories int                `json:"repositories"`
-	Tags         int                `json:"tags"`
-	Wiring       *kind.WiringStatus `json:"wiring,omitempty"`
-	WiringError  string             `json:"wiringError,omitempty"`
+	Cluster      string `json:"cluster"`
+	Mode         string `json:"mode"`
+	Instance     string `json:"instance"` // container name or pid file
+	State        string `json:"state"`    // running, exited, ..., or missing
+	RestartCount int    `json:"restartCount"`
+	Address      string `json:"address"`
+	Health       string `json:"health"` // ok, or what is wrong
+	// Checks is the registry's detailed health (GET /health), when it has one.
+	Checks       *registryapi.Health `json:"checks,omitempty"`
+	DataDir      string              `json:"dataDir"`
+	StorageBytes int64               `json:"storageBytes"`
+	Repositories int                 `json:"repositories"`
+	Tags         int                 `json:"tags"`
+	Wiring       *kind.WiringStatus  `json:"wiring,omitempty"`
+	WiringError  string              `json:"wiringError,omitempty"`
 }
 
 func (s registryStatus) healthy() bool {
-	return s.State == "running" && s.Health == "ok" && s.Wiring != nil && s.Wiring.OK()
+	return s.State == "running" && s.Health == "ok" && s.Wiring != nil && s.Wiring.OK() &&
+		(s.Checks == nil || s.Checks.Status != registryapi.Unhealthy)
 }
 
 func newRegistryStatusCommand(stdio IO) *cobra.Command {
@@ -49,8 +53,10 @@ func newRegistryStatusCommand(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster registry's state, health, storage, images and cluster wiring",
-		Long: "Show the registry that `idpbuilder create` runs for a cluster. Exits 1 when the registry\n" +
-			"is not running, not healthy or not fully wired into the cluster (repair: idpbuilder create).",
+		Long: "Show the registry that `idpbuilder create` runs for a cluster, with its health checks\n" +
+			"(storage, disk space, certificate, ...). Exits 1 when the registry is not running, unhealthy\n" +
+			"or not fully wired into the cluster (repair: idpbuilder create); degraded checks are shown\n" +
+			"but do not fail it.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutputFormat(output); err != nil {
@@ -68,6 +74,9 @@ func newRegistryStatusCommand(stdio IO) *cobra.Command {
 				return err
 			}
 			if !st.healthy() {
+				if st.Checks != nil && st.Checks.Status == registryapi.Unhealthy && st.State == "running" {
+					return fmt.Errorf("the registry is unhealthy: %s", unhealthyChecks(*st.Checks))
+				}
 				return errors.New("the registry is not healthy (see above); `idpbuilder create` repairs it")
 			}
 			return nil
@@ -105,6 +114,20 @@ func collectStatus(ctx context.Context, stdio IO, cfg config.Config) (registrySt
 		st.Health = probeHealth(ctx, client.Transport, fmt.Sprintf("%s://127.0.0.1:%d/readyz", scheme, cfg.Cluster.RegistryPort))
 	default:
 		st.Health = "not running (start it: `idpbuilder registry start`)"
+	}
+	if st.State == "running" {
+		hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		h, err := client.Health(hctx)
+		cancel()
+		var ae *registryclient.APIError
+		switch {
+		case err == nil:
+			st.Checks = &h
+		case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
+			// A registry from before detailed health: /readyz is all there is.
+		case st.Health == "ok":
+			st.Health = "health: " + err.Error()
+		}
 	}
 	if st.Health == "ok" {
 		entries, err := client.List(ctx, "")
@@ -210,6 +233,9 @@ func statusTable(tw *tabwriter.Writer, st registryStatus) {
 	fmt.Fprintf(tw, "State:\t%s (restarts: %d)\n", st.State, st.RestartCount)
 	fmt.Fprintf(tw, "Address:\t%s\n", st.Address)
 	fmt.Fprintf(tw, "Health:\t%s\n", st.Health)
+	if st.Checks != nil {
+		healthChecksTable(tw, *st.Checks)
+	}
 	fmt.Fprintf(tw, "Storage:\t%s in %s\n", humanBytes(st.StorageBytes), st.DataDir)
 	fmt.Fprintf(tw, "Images:\t%d repositories, %d tags\n", st.Repositories, st.Tags)
 	switch {

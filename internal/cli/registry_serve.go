@@ -18,6 +18,7 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/component"
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 func newRegistryServeCommand(stdio IO) *cobra.Command {
@@ -30,6 +31,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 			"variable; a flag wins over the environment, which wins over the file.",
 		Example: "  idpbuilder registry serve\n" +
 			"  idpbuilder registry serve --addr 127.0.0.1:5001 --data-dir ./registry-data\n" +
+			"  idpbuilder registry serve --quota 20GiB --repo-quota 5GiB\n" +
 			"  IDPBUILDER_ADDR=0.0.0.0:5001 idpbuilder registry serve",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,7 +39,8 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 		},
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
-		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst")
+		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
+		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr")
 	// How often the certificate is checked for renewal (hidden: tests shorten it).
 	cmd.Flags().Duration("cert-check-interval", time.Hour, "how often to check the TLS certificate for renewal")
 	_ = cmd.Flags().MarkHidden("cert-check-interval")
@@ -56,12 +59,15 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 		ExtraAddrs:     cfg.Registry.ExtraAddrs,
 		DataDir:        cfg.Registry.DataDir,
 		UploadPurgeAge: cfg.Registry.UploadPurgeAge,
+		GCGrace:        cfg.Registry.GCGrace,
 		Logger:         logger,
 		RateLimit: registry.RateLimit{
 			RequestsPerSecond: cfg.Registry.RateLimit,
 			Burst:             cfg.Registry.RateBurst,
 			Disabled:          cfg.Registry.RateLimit == 0,
 		},
+		Quota:     cfg.Registry.Quota,
+		RepoQuota: cfg.Registry.RepoQuota,
 	}
 	policy, err := authOptions(cfg, &opts)
 	if err != nil {
@@ -80,13 +86,27 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 		return Usage(err)
 	}
 	opts.Listener = ln
+	closeListeners := func() { _ = ln.Close() }
+	if cfg.Registry.MetricsAddr != "" {
+		mln, err := registry.Listen(ctx, cfg.Registry.MetricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			var le *registry.ListenError
+			if errors.As(err, &le) && le.InUse {
+				return Usage(fmt.Errorf("metrics address %s is already in use: stop the process using it or choose another (--metrics-addr)", le.Addr))
+			}
+			return Usage(fmt.Errorf("metrics address (--metrics-addr): %w", err))
+		}
+		opts.MetricsListener = mln
+		closeListeners = func() { _ = ln.Close(); _ = mln.Close() }
+	}
 	caHint := ""
 	var components []component.Component
 	if cfg.Registry.TLS {
 		interval, _ := cmd.Flags().GetDuration("cert-check-interval")
 		var renewer *certs.Renewer
 		if renewer, caHint, err = tlsOptions(cfg, &opts, interval, logger); err != nil {
-			_ = ln.Close()
+			closeListeners()
 			return err
 		}
 		if renewer != nil {
@@ -95,9 +115,15 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	reg := registry.New(opts)
 	// The renewer starts first (the registry serves its certificate) and stops last.
-	group := component.NewGroup(append(components, reg)...)
+	components = append(components, reg)
+	if cfg.Registry.GCInterval > 0 {
+		// After the registry: it collects in it, and stops before it.
+		components = append(components, &registry.GCScheduler{Registry: reg, Interval: cfg.Registry.GCInterval,
+			Request: registryapi.GCRequest{Untagged: cfg.Registry.GCUntagged}, Logger: logger})
+	}
+	group := component.NewGroup(components...)
 	if err := group.Start(ctx); err != nil {
-		_ = ln.Close()
+		closeListeners()
 		var dde *registry.DataDirError
 		if errors.As(err, &dde) {
 			return Usage(err)
@@ -113,6 +139,9 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	fmt.Fprintf(stdio.Out, "Push an image: docker tag IMAGE %s/IMAGE && docker push %s/IMAGE\n", pushHost(addr), pushHost(addr))
 	if caHint != "" {
 		fmt.Fprintln(stdio.Out, caHint)
+	}
+	if m := reg.MetricsAddr(); m != "" {
+		fmt.Fprintf(stdio.Out, "Metrics on http://%s/metrics (plain HTTP, no login: anyone who reaches that address can read them)\n", m)
 	}
 
 	var serveErr error

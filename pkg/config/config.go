@@ -86,6 +86,18 @@ type Registry struct {
 	// RateLimit is requests per second per client; RateBurst the bucket size.
 	RateLimit float64
 	RateBurst int
+	// Quota bounds what all repositories hold together, RepoQuota what each
+	// holds, in bytes, each blob counted once; 0 means no limit.
+	Quota, RepoQuota int64
+
+	// GCInterval runs garbage collection inside the registry this often; 0: never.
+	GCInterval time.Duration
+	// GCGrace: garbage collection never deletes anything younger.
+	GCGrace time.Duration
+	// GCUntagged makes the periodic runs delete untagged images too.
+	GCUntagged bool
+	// MetricsAddr, if set, serves /metrics there too, without auth.
+	MetricsAddr string
 }
 
 // Default returns the built-in defaults. env looks up environment variables
@@ -108,6 +120,7 @@ func Default(env func(string) (string, bool)) Config {
 			AccessLog:       "stderr",
 			RateLimit:       1000,
 			RateBurst:       2000,
+			GCGrace:         time.Hour,
 		},
 	}
 }

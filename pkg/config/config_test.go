@@ -119,6 +119,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad cluster name", flags: map[string]string{"name": "My_Cluster"}, wantErr: []string{"flag --name", "not a valid cluster name"}},
 		{name: "bad registry port", env: map[string]string{"IDPBUILDER_REGISTRY_PORT": "0"}, wantErr: []string{"env IDPBUILDER_REGISTRY_PORT", "not a port"}},
 		{name: "bad in-cluster name", file: "cluster:\n  inClusterName: reg_istry\n", wantErr: []string{"cluster.inClusterName", "not a host name"}},
+		{name: "bad quota", flags: map[string]string{"quota": "20G"}, wantErr: []string{"flag --quota", "registry.quota", `unit "G" is ambiguous`}},
+		{name: "bad repo quota in file", file: "registry:\n  repoQuota: lots\n", wantErr: []string{"config.yaml:2", "registry.repoQuota", `"lots" is not a size`}},
 		{name: "several errors reported together", flags: map[string]string{"addr": "x", "log-format": "xml"}, wantErr: []string{"flag --addr", "flag --log-format"}},
 	}
 	for _, tt := range tests {
@@ -153,6 +155,43 @@ func TestEnvNames(t *testing.T) {
 	assert.Equal(t, "IDPBUILDER_ADDR", got["addr"])
 	assert.Equal(t, "IDPBUILDER_LOG_LEVEL", got["log-level"])
 	assert.Equal(t, "IDPBUILDER_NODE_IMAGE", got["node-image"])
+}
+
+func TestQuotaSettings(t *testing.T) {
+	tests := []struct {
+		name            string
+		src             Sources
+		quota, perRepo  int64
+		getQ, getPerRep string
+	}{
+		{name: "none by default", getQ: "", getPerRep: ""},
+		{name: "flags", src: Sources{Flags: map[string]string{"quota": "20GiB", "repo-quota": "1.5GiB"}}, quota: 20 << 30, perRepo: 3 << 29, getQ: "20GiB", getPerRep: "1536MiB"},
+		{name: "env", src: Sources{Env: envMap(map[string]string{"IDPBUILDER_QUOTA": "500MB", "IDPBUILDER_REPO_QUOTA": "0"})}, quota: 500_000_000, getQ: "500MB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.src.Env == nil {
+				tt.src.Env = envMap(nil)
+			}
+			cfg, err := Load(tt.src)
+			require.NoError(t, err)
+			assert.Equal(t, tt.quota, cfg.Registry.Quota)
+			assert.Equal(t, tt.perRepo, cfg.Registry.RepoQuota)
+			for _, s := range Settings() {
+				switch s.Flag {
+				case "quota":
+					assert.Equal(t, tt.getQ, s.Get(&cfg))
+				case "repo-quota":
+					assert.Equal(t, tt.getPerRep, s.Get(&cfg))
+				}
+			}
+		})
+	}
+	file := writeFile(t, "registry:\n  quota: 2TiB\n  repoQuota: 10 GiB\n")
+	cfg, err := Load(Sources{File: file, Env: envMap(nil)})
+	require.NoError(t, err)
+	assert.Equal(t, int64(2<<40), cfg.Registry.Quota)
+	assert.Equal(t, int64(10<<30), cfg.Registry.RepoQuota)
 }
 
 func TestRelativeDataDirBecomesAbsolute(t *testing.T) {

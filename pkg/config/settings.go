@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idpbuilder/idpbuilder/internal/units"
 )
 
 // Setting is one configurable value, reachable from the file (Key), the
@@ -198,6 +200,20 @@ func Settings() []Setting {
 			get: func(c *Config) string { return strconv.Itoa(c.Registry.RateBurst) },
 		},
 		{
+			Key: "registry.metricsAddr", Flag: "metrics-addr", Usage: "also serve /metrics on this host:port, over plain HTTP and without auth (default: only on the registry's own address)",
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v != "" {
+					if err := validateAddr(v); err != nil {
+						return err
+					}
+				}
+				c.Registry.MetricsAddr = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.MetricsAddr },
+		},
+		{
 			Key: "registry.shutdownTimeout", Flag: "shutdown-timeout", Usage: "how long in-flight requests may finish after SIGINT/SIGTERM",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.ShutdownTimeout }),
 			get: func(c *Config) string { return c.Registry.ShutdownTimeout.String() },
@@ -206,6 +222,42 @@ func Settings() []Setting {
 			Key: "registry.uploadPurgeAge", Flag: "upload-purge-age", Usage: "delete abandoned uploads older than this",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.UploadPurgeAge }),
 			get: func(c *Config) string { return c.Registry.UploadPurgeAge.String() },
+		},
+		bytesSetting("registry.quota", "quota", "limit what all repositories hold together, each blob counted once, e.g. 20GiB (0: no limit)",
+			func(c *Config) *int64 { return &c.Registry.Quota }),
+		bytesSetting("registry.repoQuota", "repo-quota", "limit what each repository holds, each blob counted once, e.g. 5GiB (0: no limit)",
+			func(c *Config) *int64 { return &c.Registry.RepoQuota }),
+		{
+			Key: "registry.gcInterval", Flag: "gc-interval", Usage: "run garbage collection inside the registry this often, e.g. 24h (0: never)",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not a duration (use e.g. 1h, 24h; 0 turns it off)", v)
+				}
+				if d < 0 || (d > 0 && d < time.Minute) {
+					return fmt.Errorf("%q must be 0 (off) or at least 1m", v)
+				}
+				c.Registry.GCInterval = d
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.GCInterval.String() },
+		},
+		{
+			Key: "registry.gcGrace", Flag: "gc-grace", Usage: "garbage collection never deletes anything younger than this (a push in progress is safe)",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.GCGrace }),
+			get: func(c *Config) string { return c.Registry.GCGrace.String() },
+		},
+		{
+			Key: "registry.gcUntagged", Flag: "gc-untagged", Bool: true, Usage: "periodic garbage collection (--gc-interval) also deletes images no tag reaches",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.Registry.GCUntagged = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.Registry.GCUntagged) },
 		},
 		{
 			Key: "cluster.name", Flag: "name", Usage: "kind cluster name",
@@ -309,6 +361,31 @@ func pathSetting(key, flag, usage string, field func(*Config) *string) Setting {
 			return nil
 		},
 		get: func(c *Config) string { return *field(c) },
+	}
+}
+
+// bytesSetting is a size such as 500MB, 20GiB or 1.5GiB; 0 or empty means none.
+func bytesSetting(key, flag, usage string, field func(*Config) *int64) Setting {
+	return Setting{
+		Key: key, Flag: flag, Usage: usage,
+		set: func(c *Config, v string) error {
+			if strings.TrimSpace(v) == "" {
+				*field(c) = 0
+				return nil
+			}
+			n, err := units.ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string {
+			if *field(c) == 0 {
+				return ""
+			}
+			return units.String(*field(c))
+		},
 	}
 }
 

@@ -29,7 +29,14 @@ import (
 // default) is off, since every benchmark client comes from 127.0.0.1.
 func startBenchRegistry(b *testing.B) *Registry {
 	b.Helper()
-	r := New(Options{Addr: "127.0.0.1:0", DataDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), RateLimit: RateLimit{Disabled: true}})
+	return startBenchRegistryOps(b, true)
+}
+
+// startBenchRegistryOps is startBenchRegistry with the metrics layer and the
+// usage statistics on or off (BenchmarkMetricsCost compares the two).
+func startBenchRegistryOps(b *testing.B, ops bool) *Registry {
+	b.Helper()
+	r := New(Options{Addr: "127.0.0.1:0", DataDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), RateLimit: RateLimit{Disabled: true}, noOps: !ops})
 	if err := r.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}

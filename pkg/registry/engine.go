@@ -155,6 +155,35 @@ func manifestRevisionLinkPath(repo string, dgst digest.Digest) string {
 	return fmt.Sprintf("%s/%s/_manifests/revisions/%s/%s/link", repositoriesRoot, repo, dgst.Algorithm(), dgst.Encoded())
 }
 
+// uploadDirPath is an upload's directory: its data, start time and hash states.
+func uploadDirPath(repo, id string) string {
+	return fmt.Sprintf("%s/%s/_uploads/%s", repositoriesRoot, repo, id)
+}
+
+// uploadSize is how many bytes an upload holds so far (0 when it has none or
+// is gone).
+func (e *engine) uploadSize(ctx context.Context, repo, id string) (int64, error) {
+	fi, err := e.driver.Stat(ctx, uploadDirPath(repo, id)+"/data")
+	if isPathNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// cancelUpload deletes an upload, data and all, as distribution's own
+// cancel does once it has closed its writer (its Cancel also stores a hash
+// state first, which a full disk cannot take, and logs an error for the
+// writer it reopened). An upload that is gone already is no error.
+func (e *engine) cancelUpload(ctx context.Context, repo, id string) error {
+	if err := e.driver.Delete(ctx, uploadDirPath(repo, id)); err != nil && !isPathNotFound(err) {
+		return err
+	}
+	return nil
+}
+
 // link writes an alias link: path then resolves to canonical.
 func (e *engine) link(ctx context.Context, path string, canonical digest.Digest) error {
 	return e.driver.PutContent(ctx, path, []byte(canonical.String()))
@@ -197,7 +226,9 @@ func distributionConfig(opts Options, secret string) *configuration.Configuratio
 				"dryrun":   false,
 			},
 		},
-		"cache": configuration.Parameters{"blobdescriptor": "inmemory"},
+		// No blob descriptor cache: it would answer for blobs garbage
+		// collection deleted behind its back (distribution's own GC has this
+		// bug: 200 with an empty body). Stat on local disk is cheap.
 	}
 	// Layers with "urls" (non-distributable layers, e.g. Windows base layers) are
 	// legitimate OCI content; without an allow list distribution rejects them with a 500.

@@ -137,6 +137,9 @@ func TestParseRoute(t *testing.T) {
 	}{
 		{"/healthz", RouteLive, "", "", ""},
 		{"/readyz", RouteReady, "", "", ""},
+		{"/metrics", RouteMetrics, "", "", ""},
+		{"/health", RouteHealth, "", "", ""},
+		{"/api/v1/stats", RouteStats, "", "", ""},
 		{"/v2/", RoutePing, "", "", ""},
 		{"/v2", RoutePing, "", "", ""},
 		{"/v2/_catalog", RouteCatalog, "", "", ""},

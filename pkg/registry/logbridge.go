@@ -45,6 +45,11 @@ func (slogHook) Fire(e *logrus.Entry) error {
 		if st, ok := e.Data["http.response.status"].(int); ok && st < 500 {
 			lvl = slog.LevelDebug
 		}
+		// An upload body cut by a quota or the disk guard fails distribution's
+		// read: the guard logs the refusal, distribution's error is noise.
+		if detail, _ := e.Data["err.detail"].(string); isGuardRefusal(e.Message) || isGuardRefusal(detail) {
+			lvl = slog.LevelDebug
+		}
 	case logrus.WarnLevel:
 		lvl = slog.LevelWarn
 		// Every request by a sha512 digest resolves its alias link, and

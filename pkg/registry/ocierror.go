@@ -20,6 +20,7 @@ const (
 	codeTagInvalid        = "TAG_INVALID"
 	codeSizeInvalid       = "SIZE_INVALID"
 	codeUnauthorized      = "UNAUTHORIZED"
+	codeDenied            = "DENIED"
 	codeUnsupported       = "UNSUPPORTED"
 	codeTooManyRequests   = "TOOMANYREQUESTS"
 	codePaginationInvalid = "PAGINATION_NUMBER_INVALID"
@@ -56,6 +57,11 @@ func withServerErrors(next http.Handler, log *slog.Logger) http.Handler {
 		sw := &serverErrorWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if sw.status < 500 {
+			return
+		}
+		if sw.status == http.StatusInsufficientStorage {
+			// Only the disk guard answers 507, with a body of its own.
+			sw.replay()
 			return
 		}
 		id := ""
@@ -108,6 +114,12 @@ func (w *serverErrorWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// replay sends a held answer on as it was.
+func (w *serverErrorWriter) replay() {
+	w.ResponseWriter.WriteHeader(w.status)
+	_, _ = w.ResponseWriter.Write(w.body.Bytes())
 }
 
 func (w *serverErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // Options configure a Registry.
@@ -46,6 +47,27 @@ type Options struct {
 	// BodyIdleTimeout cuts request bodies that send nothing for this long
 	// (default DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
+	// Quota bounds, in bytes, what all repositories hold together, each blob
+	// counted once; RepoQuota bounds each repository. 0 means no limit.
+	Quota, RepoQuota int64
+	// GCGrace is the grace period of garbage collection runs that do not
+	// give their own: younger content is never deleted (default
+	// registryapi.DefaultGCGrace).
+	GCGrace time.Duration
+	// MetricsAddr, if set, serves GET /metrics on this host:port too, over
+	// plain HTTP and without authentication (the registry's own port serves
+	// it under the registry's auth policy). Ignored when MetricsListener is set.
+	MetricsAddr string
+	// MetricsListener, if set, is used instead of listening on MetricsAddr
+	// (the registry closes it on Stop).
+	MetricsListener net.Listener
+
+	// For tests: noOps leaves out the metrics layer and the usage statistics
+	// (benchmarks measure their cost); statsQuiet shortens the statistics'
+	// debounce; disk moves the free-space thresholds of the "disk" check.
+	noOps      bool
+	statsQuiet time.Duration
+	disk       diskThresholds
 }
 
 // Registry is the embedded registry as a lifecycle component.
@@ -55,13 +77,28 @@ type Registry struct {
 	mu      sync.Mutex
 	eng     *engine
 	refs    *referrersIndex
+	quota   *quota // nil without a quota
+	disk    *diskGuard
+	gc      *collector
 	login   *loginGate        // nil without auth
+	authz   *authorizer       // nil without auth
 	tokens  *auth.TokenSigner // keyed from the data dir's secret
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server
 	conns   *connTracker
 	served  chan error
+
+	gcHistory gcHistory // last run and listeners, kept across Close and Open
+	// Operations: metrics, usage statistics and detailed health.
+	started   time.Time
+	metrics   *metrics     // nil with noOps
+	stats     *statsKeeper // nil with noOps
+	sources   opsSources
+	checksMu  sync.Mutex
+	checks    []healthCheck // added by features
+	metricsLn net.Listener
+	metricsSv *http.Server
 }
 
 // New returns a registry that is not yet listening.
@@ -75,7 +112,15 @@ func New(opts Options) *Registry {
 	if opts.UploadPurgeAge == 0 {
 		opts.UploadPurgeAge = 168 * time.Hour
 	}
-	return &Registry{opts: opts, log: opts.Logger}
+	if opts.GCGrace <= 0 {
+		opts.GCGrace = registryapi.DefaultGCGrace
+	}
+	if opts.disk == (diskThresholds{}) {
+		opts.disk = diskThresholds{warnBytes: defaultDiskWarnBytes, warnPercent: defaultDiskWarnPercent, minBytes: defaultDiskMinBytes}
+	}
+	r := &Registry{opts: opts, log: opts.Logger}
+	r.wireOps()
+	return r
 }
 
 // Name implements component.Component.
@@ -150,6 +195,20 @@ func (r *Registry) openLocked(ctx context.Context) error {
 	}
 	r.eng, r.refs = eng, refs
 	r.tokens = auth.NewTokenSigner([]byte(secret))
+	r.disk = newDiskGuard(r.opts.DataDir, eng, r.log)
+	if r.opts.Quota > 0 || r.opts.RepoQuota > 0 {
+		r.quota = newQuota(r.opts.Quota, r.opts.RepoQuota, r.opts.DataDir, eng, r.log)
+	}
+	r.gc = newCollector(eng, r.opts, r.log, &r.gcHistory)
+	if r.quota != nil {
+		r.gc.afterRun = r.quota.reload
+	}
+	r.started = time.Now()
+	if !r.opts.noOps {
+		r.stats = newStatsKeeper(r.opts.DataDir, r.log, r.opts.statsQuiet)
+		r.stats.start(ctx)
+		r.metrics = newMetrics(r.log, &r.sources, r.stats, r.stats.invalidate)
+	}
 	r.handler = buildHandler(r.layers(eng, refs), eng.app)
 	return nil
 }
@@ -164,9 +223,12 @@ func (r *Registry) Handler() http.Handler {
 // Close releases what Open acquired; Stop calls it.
 func (r *Registry) Close() error {
 	r.mu.Lock()
-	eng := r.eng
-	r.eng, r.handler = nil, nil
+	eng, stats := r.eng, r.stats
+	r.eng, r.handler, r.gc, r.stats, r.metrics = nil, nil, nil, nil, nil
 	r.mu.Unlock()
+	if stats != nil {
+		stats.close()
+	}
 	if eng == nil {
 		return nil
 	}
@@ -189,10 +251,13 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 	}
 	lns := []net.Listener{ln}
+	metricsLn := r.opts.MetricsListener
 	defer func() {
 		if err != nil {
-			for _, l := range lns {
-				_ = l.Close()
+			for _, l := range append(lns, metricsLn) {
+				if l != nil {
+					_ = l.Close()
+				}
 			}
 		}
 	}()
@@ -203,9 +268,19 @@ func (r *Registry) Start(ctx context.Context) (err error) {
 		}
 		lns = append(lns, extra)
 	}
+	if metricsLn == nil && r.opts.MetricsAddr != "" {
+		if metricsLn, err = Listen(ctx, r.opts.MetricsAddr); err != nil {
+			return err
+		}
+	}
 
 	if r.handler == nil {
 		if err := r.openLocked(ctx); err != nil {
+			return err
+		}
+	}
+	if metricsLn != nil {
+		if err := r.serveMetrics(metricsLn); err != nil {
 			return err
 		}
 	}
@@ -289,13 +364,18 @@ func (r *Registry) Done() <-chan error {
 // then it closes the remaining connections and reports that it had to.
 func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Lock()
-	srv, served, conns := r.srv, r.served, r.conns
-	r.srv = nil
+	srv, served, conns, msrv := r.srv, r.served, r.conns, r.metricsSv
+	r.srv, r.metricsSv = nil, nil
 	r.mu.Unlock()
 	if srv == nil {
 		return r.Close()
 	}
 	var errs []error
+	if msrv != nil {
+		if err := msrv.Shutdown(ctx); err != nil {
+			_ = msrv.Close()
+		}
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	go conns.closeUnused(sweepCtx)
 	err := srv.Shutdown(ctx)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // RouteKind names the endpoint a request is for.
@@ -25,9 +27,13 @@ const (
 	RouteUpload                     // /v2/<name>/blobs/uploads/[<id>]
 	RouteReferrers                  // /v2/<name>/referrers/<digest>
 	RouteToken                      // /auth/token, the token endpoint
+	RouteGC                         // /api/v1/gc
+	RouteMetrics                    // GET /metrics
+	RouteHealth                     // GET /health (detailed)
+	RouteStats                      // GET /api/v1/stats
 )
 
-var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token"}
+var routeNames = [...]string{"unknown", "healthz", "readyz", "ping", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token", "gc", "metrics", "health", "stats"}
 
 func (k RouteKind) String() string {
 	if int(k) < len(routeNames) {
@@ -78,12 +84,20 @@ func parseRoute(path string) Route {
 		return Route{Kind: RouteLive}
 	case "/readyz":
 		return Route{Kind: RouteReady}
+	case "/metrics":
+		return Route{Kind: RouteMetrics}
+	case "/health":
+		return Route{Kind: RouteHealth}
+	case "/api/v1/stats":
+		return Route{Kind: RouteStats}
 	case "/v2", "/v2/":
 		return Route{Kind: RoutePing}
 	case "/v2/_catalog":
 		return Route{Kind: RouteCatalog}
 	case tokenPath:
 		return Route{Kind: RouteToken}
+	case registryapi.GCPath:
+		return Route{Kind: RouteGC}
 	}
 	rest, ok := strings.CutPrefix(path, "/v2/")
 	if !ok {

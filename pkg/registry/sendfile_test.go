@@ -231,6 +231,20 @@ func TestWrapperReadFromKeepsWriteSemantics(t *testing.T) {
 		{"hook writer drops the body after a failed hook", func(w http.ResponseWriter) io.ReaderFrom {
 			return newHookWriter(w, func(int, http.Header) error { return io.ErrUnexpectedEOF }, slog.New(slog.DiscardHandler))
 		}, 500, ""},
+		{"disk full writer passes a 200", func(w http.ResponseWriter) io.ReaderFrom { return &diskFullWriter{ResponseWriter: w} }, 200, body},
+		{"disk full writer holds back a 507", func(w http.ResponseWriter) io.ReaderFrom {
+			dw := &diskFullWriter{ResponseWriter: w}
+			dw.WriteHeader(http.StatusInsufficientStorage)
+			return dw
+		}, 200, ""},
+		{"held writer passes through", func(w http.ResponseWriter) io.ReaderFrom {
+			return &heldWriter{ResponseWriter: w, hold: func(int) bool { return false }}
+		}, 200, body},
+		{"held writer drops a held answer", func(w http.ResponseWriter) io.ReaderFrom {
+			hw := &heldWriter{ResponseWriter: w, hold: func(int) bool { return true }}
+			hw.WriteHeader(http.StatusInternalServerError)
+			return hw
+		}, 200, ""},
 		{"stalled writer passes through", func(w http.ResponseWriter) io.ReaderFrom {
 			return &stalledWriter{ResponseWriter: w, body: &idleBody{}}
 		}, 200, body},

@@ -15,9 +15,16 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
+
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // defaultNodeImages are what ../shared/kind-node/build-node-image.sh builds:
@@ -435,7 +442,7 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 		}
 	})
 
-	_ = ok && t.Run("registry push of a two-platform layout, list shows both", func(t *testing.T) {
+	ok = ok && t.Run("registry push of a two-platform layout, list shows both", func(t *testing.T) {
 		dir, _ := multiArchLayout(t)
 		h.mustRun("registry", "push", dir, "multi/arch:v1")
 		out := h.mustRun("registry", "list", "multi/arch")
@@ -443,6 +450,85 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 			t.Fatalf("list:\n%s", out)
 		}
 	})
+
+	_ = ok && t.Run("registry gc frees space, a pod still pulls the kept image", func(t *testing.T) {
+		testKindGC(t, h, reg)
+	})
+}
+
+// testKindGC pushes two images (the app plus a layer of their own), deletes
+// one, collects with `registry gc`, and runs the other in a pod: its own
+// layer is not on the node yet, so the pod pulls it from the collected
+// registry.
+func testKindGC(t *testing.T, h *kindHarness, reg string) {
+	base, err := remote.Image(mustRef(t, reg+"/e2e/kindapp:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant := func(size int64) v1.Image {
+		l, err := random.Layer(size, types.DockerLayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(base, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	keep, drop := variant(64<<10), variant(1<<20)
+	for ref, img := range map[string]v1.Image{"e2e/gc-keep:v1": keep, "e2e/gc-drop:v1": drop} {
+		if err := remote.Write(mustRef(t, reg+"/"+ref), img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropDigest, _ := drop.Digest()
+	keepDigest, _ := keep.Digest()
+	if err := deleteByDigest(reg, "e2e/gc-drop", dropDigest); err != nil {
+		t.Fatal(err)
+	}
+	storage := func() int64 {
+		var st struct{ StorageBytes int64 }
+		if err := json.Unmarshal([]byte(h.mustRun("registry", "status", "-o", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.StorageBytes
+	}
+	before := storage()
+	out := h.mustRun("registry", "gc", "--grace", "0s", "-o", "json")
+	var res registryapi.GCResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("registry gc output: %v\n%s", err, out)
+	}
+	dropBlobs, err := imageBlobs(drop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := map[string]int64{}
+	var content int64
+	for _, b := range res.Blobs {
+		deleted[b.Digest] = b.Size
+		content += b.Size
+	}
+	// The dropped image's own config and layer go; the layers it shares
+	// with the kept image stay.
+	for _, d := range []v1.Hash{dropBlobs[0], dropBlobs[len(dropBlobs)-1], dropDigest} {
+		if _, ok := deleted[d.String()]; !ok {
+			t.Errorf("blob %s of the deleted image was not collected:\n%s", d, out)
+		}
+	}
+	for _, d := range dropBlobs[1 : len(dropBlobs)-1] {
+		if _, ok := deleted[d.String()]; ok {
+			t.Errorf("shared layer %s was collected", d)
+		}
+	}
+	if after := storage(); before-after < content || content < 1<<20 {
+		t.Fatalf("storage %d -> %d bytes, the run deleted %d bytes of blobs", before, after, content)
+	}
+	t.Logf("registry gc freed %d bytes (%d blobs) in %d ms", res.BytesFreed, len(res.Blobs), res.DurationMS)
+	if imageID := h.deploy("gckept", reg+"/e2e/gc-keep:v1"); !strings.HasSuffix(imageID, "@"+keepDigest.String()) {
+		t.Fatalf("pod imageID %s, want %s", imageID, keepDigest)
+	}
 }
 
 // wantConfigPath is the search path idpbuilder's containerd patch sets:
