@@ -52,7 +52,7 @@ const (
 	refSHA256  = "sha256 in memory, one core"
 )
 
-func newBench(c config, _ string) *bench {
+func newBench(c config) *bench {
 	b := &bench{c: c, big: make([]byte, c.blobMiB<<20), bigDgst: map[string]string{}, base: newImage(4096), results: map[string]map[string][]float64{}}
 	_, _ = rand.Read(b.big)
 	return b

@@ -30,16 +30,17 @@ import (
 const distributionModule = "github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
 
 type config struct {
-	rounds         int
-	blobMiB        int
-	images         int
-	clients        int
-	requests       int // manifest GETs per client per round
-	tags, repos    int
-	listRequests   int // tag list / catalog GETs per round
-	binDir, workDi string
-	only           string
-	verbose        bool
+	rounds          int
+	blobMiB         int
+	images          int
+	clients         int
+	requests        int // manifest GETs per client per round
+	tags, repos     int
+	listRequests    int // tag list / catalog GETs per round
+	binDir, workDir string
+	only            string
+	verbose         bool
+	ours            string
 }
 
 func main() {
@@ -59,9 +60,10 @@ func main() {
 	flag.IntVar(&c.repos, "repos", 1000, "repositories (one image each) in the catalog and start-up data dir")
 	flag.IntVar(&c.listRequests, "list-requests", 20, "tag list and catalog GETs per round")
 	flag.StringVar(&c.binDir, "bin", "bin/bench", "where the two registries are built (distribution's is kept between runs)")
-	flag.StringVar(&c.workDi, "work", "", "working directory for data dirs (default: a new temp dir, removed at the end)")
+	flag.StringVar(&c.workDir, "work", "", "working directory for data dirs (default: a new temp dir, removed at the end)")
 	flag.StringVar(&c.only, "only", "", "run only the workloads whose name contains this")
 	flag.BoolVar(&c.verbose, "v", false, "log every measurement")
+	flag.StringVar(&c.ours, "ours", "", "an idpbuilder binary to measure instead of building this tree (to compare before and after)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetOutput(os.Stderr)
@@ -71,11 +73,14 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
-	ours, dist, err := buildRegistries(ctx, c.binDir)
+	ours, dist, err := buildRegistries(ctx, c.binDir, c.ours == "")
+	if c.ours != "" {
+		ours = c.ours
+	}
 	if err != nil {
 		return err
 	}
-	work := c.workDi
+	work := c.workDir
 	if work == "" {
 		if work, err = os.MkdirTemp("", "bench-compare-"); err != nil {
 			return err
@@ -94,7 +99,7 @@ func run(ctx context.Context, c config) error {
 	}
 	defer ref.stop()
 
-	b := newBench(c, work)
+	b := newBench(c)
 	for _, t := range targets {
 		if err := b.setup(ctx, t); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
@@ -142,7 +147,7 @@ func run(ctx context.Context, c config) error {
 // buildRegistries builds our binary as `make build` does, and distribution's
 // registry from its own module (with its own dependencies and go.sum, not
 // ours); the latter is kept in binDir between runs.
-func buildRegistries(ctx context.Context, binDir string) (ours, dist string, err error) {
+func buildRegistries(ctx context.Context, binDir string, buildOurs bool) (ours, dist string, err error) {
 	abs, err := filepath.Abs(binDir)
 	if err != nil {
 		return "", "", err
@@ -150,10 +155,12 @@ func buildRegistries(ctx context.Context, binDir string) (ours, dist string, err
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return "", "", err
 	}
-	ours = filepath.Join(abs, "idpbuilder")
-	log.Printf("building idpbuilder")
-	if err := goCmd(ctx, "", "build", "-trimpath", "-ldflags", "-s -w", "-o", ours, "./cmd/idpbuilder"); err != nil {
-		return "", "", err
+	if buildOurs {
+		ours = filepath.Join(abs, "idpbuilder")
+		log.Printf("building idpbuilder")
+		if err := goCmd(ctx, "", "build", "-trimpath", "-ldflags", "-s -w", "-o", ours, "./cmd/idpbuilder"); err != nil {
+			return "", "", err
+		}
 	}
 	dist = filepath.Join(abs, "registry")
 	if _, err := os.Stat(dist); err == nil {
