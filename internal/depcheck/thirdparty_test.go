@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,4 +60,29 @@ func TestTracingNeverInitialised(t *testing.T) {
 	// The test looks at the right thing: distribution's tracing is linked.
 	require.True(t, linksTracing, "%s is not linked any more: third_party/autoexport may be unneeded", tracingPkg)
 	assert.Empty(t, found)
+}
+
+// TestNoEngineBuild keeps `make size` honest: the build tag noengine still
+// compiles, and it leaves out distribution's server, storage and storage
+// driver factory, which the shipped build links.
+func TestNoEngineBuild(t *testing.T) {
+	ctx := context.Background()
+	_, err := exec.OutputString(exec.Local().Command(ctx, "go", "vet", "-C", "../..", "-tags", "noengine", "./pkg/registry"))
+	require.NoError(t, err, "pkg/registry does not build with -tags noengine")
+	engine := []string{
+		"github.com/distribution/distribution/v3/registry/handlers",
+		"github.com/distribution/distribution/v3/registry/storage",
+		"github.com/distribution/distribution/v3/registry/storage/driver/factory",
+		"github.com/distribution/distribution/v3/registry/storage/driver/filesystem",
+	}
+	shipped, err := Load(ctx, "../..", "./cmd/idpbuilder")
+	require.NoError(t, err)
+	out, err := exec.OutputString(exec.Local().Command(ctx, "go", "list", "-C", "../..", "-tags", "noengine", "-deps", "./cmd/idpbuilder"))
+	require.NoError(t, err)
+	without := strings.Fields(out)
+	for _, pkg := range engine {
+		_, linked := shipped[pkg]
+		assert.True(t, linked, "the shipped build does not link %s", pkg)
+		assert.False(t, slices.Contains(without, pkg), "-tags noengine still links %s", pkg)
+	}
 }
