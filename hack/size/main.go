@@ -200,26 +200,27 @@ func symbolBytes(path string, modOf map[string]string) (map[string]int64, int64,
 	return per, none, nil
 }
 
-// symbolPackage finds the package a symbol name belongs to: the longest
-// import path that prefixes it, followed by a dot.
+// symbolPackage finds the package a symbol name belongs to: the import path
+// of a linked package that prefixes it, followed by a dot.
 func symbolPackage(name string, modOf map[string]string) string {
 	for _, p := range []string{"type:", "go:itab.", "go:link.", "*"} {
 		name = strings.TrimPrefix(name, p)
 	}
-	// An import path ends at the first dot after its last slash; a method's
-	// receiver or a generic argument may hold more paths, so cut there first.
+	// An import path ends at a dot after its last slash (usually the first:
+	// gopkg.in/yaml.v3 has more); a method's receiver, a generic argument or
+	// an itab's second type may hold more paths, so cut there first.
 	head := name
-	if i := strings.IndexAny(head, "([{"); i >= 0 {
+	if i := strings.IndexAny(head, "([{,"); i >= 0 {
 		head = head[:i]
 	}
 	slash := strings.LastIndex(head, "/")
-	dot := strings.Index(head[slash+1:], ".")
-	if dot < 0 {
-		return ""
-	}
-	pkg := head[:slash+1+dot]
-	if _, ok := modOf[pkg]; ok {
-		return pkg
+	for i := slash + 1; i < len(head); i++ {
+		if head[i] != '.' {
+			continue
+		}
+		if _, ok := modOf[head[:i]]; ok {
+			return head[:i]
+		}
 	}
 	return ""
 }
