@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 
 FUZZTIME  ?= 30s
 
-.PHONY: help build test cover lint e2e bench bench-gc bench-smoke fuzz fuzz-smoke test-all clean size bench-compare
+.PHONY: help build docs test cover lint e2e bench bench-gc bench-smoke fuzz fuzz-smoke test-all clean size bench-compare
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ help: ## list targets
 build: ## build a static binary into bin/ (and the docker-credential-idpbuilder link)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/idpbuilder
 	ln -sf idpbuilder $(dir $(BIN))docker-credential-idpbuilder
+
+docs: ## regenerate docs/cli/*.md and docs/configuration.md from the commands and the settings table
+	$(GO) run ./hack/gendocs
 
 test: ## unit tests (race detector on)
 	$(GO) test -race -count=1 ./...
@@ -36,8 +39,9 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags e2e ./test/e2e/...
 
-e2e: ## end-to-end tests against real Docker, containerd, skopeo and the OCI conformance runner
-	$(GO) test -tags e2e -count=1 -timeout 60m -v ./test/e2e/...
+e2e: ## end-to-end tests against real Docker, containerd, skopeo, Chromium and the OCI conformance runner (artifacts such as the UI's screenshots in results/e2e)
+	mkdir -p results/e2e
+	$(GO) test -tags e2e -count=1 -timeout 60m -v -artifacts -outputdir $(CURDIR)/results/e2e ./test/e2e/...
 
 bench: ## registry benchmarks (BENCHTIME=5x to change)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/registry/
@@ -45,10 +49,11 @@ bench: ## registry benchmarks (BENCHTIME=5x to change)
 bench-gc: ## the garbage collection benchmark alone: 1,000 images / 5,000 blobs, dry run and real
 	$(GO) test -run '^$$' -bench '^BenchmarkGC$$' -benchtime 3x ./pkg/registry/
 
-fuzz: ## fuzz the auth header parser, the route parser, the registry's request handling and its token flow (FUZZTIME=30s each)
+fuzz: ## fuzz the auth header parser, the route parser, the registry's request handling, its token flow and the web UI (FUZZTIME=30s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBasic$$' -fuzztime $(FUZZTIME) ./pkg/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoute$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzRegistryRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzUIRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequests$$' -fuzztime $(FUZZTIME) ./pkg/registry/
 
 bench-smoke: ## run every benchmark once, to keep them working

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every idpbuilder test on a Debian/Ubuntu machine, setting the machine up first:
-#   1. installs what the tests use, if missing (docker.io, containerd, skopeo, iptables, make, gcc;
-#      oras and regctl from their Go modules),
+#   1. installs what the tests use, if missing (docker.io, containerd, skopeo, iptables, make, gcc,
+#      chromium for the web UI's browser tests; oras and regctl from their Go modules),
 #   2. starts containerd and dockerd if they are not running,
 #   3. applies the egress guard (nothing a test container sends may leave the machine),
 #   4. runs `make test-all`: lint, benchmarks once, unit tests, end-to-end tests.
@@ -30,6 +30,7 @@ command -v pkg-config >/dev/null || pkgs+=(pkg-config) # runc's libseccomp bindi
 dpkg -s libseccomp-dev >/dev/null 2>&1 || pkgs+=(libseccomp-dev)
 command -v git >/dev/null || pkgs+=(git)
 command -v debootstrap >/dev/null || pkgs+=(debootstrap) # builds the offline Kind node image
+command -v chromium >/dev/null || pkgs+=(chromium)       # the web UI's tests in a real browser
 if ((${#pkgs[@]})); then
   log "installing: ${pkgs[*]}"
   $SUDO apt-get update -qq
@@ -113,6 +114,8 @@ for image in "${node_images[@]}"; do
 done
 export IDPBUILDER_NODE_IMAGES
 unset IDPBUILDER_NODE_IMAGE
+# Here a missing browser fails the UI's browser tests instead of skipping them.
+export IDPBUILDER_REQUIRE_BROWSER=1
 
 log "make test-all"
 start=$(date +%s)

@@ -151,10 +151,11 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop after cancel")
 	}
-	// stdout holds exactly the two ready lines; logs (JSON here) are on stderr.
+	// stdout holds exactly the ready lines; logs (JSON here) are on stderr.
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Len(t, lines, 2, out.String())
+	require.Len(t, lines, 3, out.String())
 	assert.Contains(t, lines[1], "docker push localhost:")
+	assert.Contains(t, lines[2], "Web UI: http://localhost:")
 	for _, l := range strings.Split(strings.TrimSpace(errOut.String()), "\n") {
 		assert.True(t, strings.HasPrefix(l, "{"), "stderr line is not JSON: %q", l)
 	}

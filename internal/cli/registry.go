@@ -15,6 +15,7 @@ func newRegistryCommand(stdio IO) *cobra.Command {
 		newRegistryStartCommand(stdio), newRegistryStopCommand(stdio), newRegistryPushCommand(stdio),
 		newRegistryUserCommand(stdio), newRegistryCertCommand(stdio), newRegistryLoginCommand(stdio), newRegistryTrustCommand(stdio),
 		newRegistryGCCommand(stdio),
-		newRegistryStatsCommand(stdio))
+		newRegistryStatsCommand(stdio),
+		newRegistryUICommand(stdio))
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/idpbuilder/idpbuilder/pkg/config"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
 	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
+	"github.com/idpbuilder/idpbuilder/pkg/ui"
 )
 
 func newRegistryServeCommand(stdio IO) *cobra.Command {
@@ -40,7 +42,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
 		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
-		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr")
+		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr", "ui", "ui-cluster-host")
 	// How often the certificate is checked for renewal (hidden: tests shorten it).
 	cmd.Flags().Duration("cert-check-interval", time.Hour, "how often to check the TLS certificate for renewal")
 	_ = cmd.Flags().MarkHidden("cert-check-interval")
@@ -79,6 +81,9 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	defer closeLog()
 	opts.AccessLog = accessLog
+	if cfg.Registry.UI {
+		opts.UI = webUI(cfg, logger)
+	}
 
 	// Bind first: a busy port must fail before anything is written to the data dir.
 	ln, err := registry.Listen(ctx, cfg.Registry.Addr)
@@ -143,6 +148,9 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	if m := reg.MetricsAddr(); m != "" {
 		fmt.Fprintf(stdio.Out, "Metrics on http://%s/metrics (plain HTTP, no login: anyone who reaches that address can read them)\n", m)
 	}
+	if cfg.Registry.UI {
+		fmt.Fprintf(stdio.Out, "Web UI: %s://%s/ui/\n", scheme, pushHost(addr))
+	}
 
 	var serveErr error
 	select {
@@ -156,6 +164,23 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Registry.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(serveErr, group.Stop(stopCtx))
+}
+
+// webUI builds the UI over the registry. It answers to loopback names, IP
+// addresses, this machine's name and the names the registry is configured with.
+func webUI(cfg config.Config, logger *slog.Logger) func(*registry.UISource) (http.Handler, error) {
+	hosts := append([]string{}, cfg.Registry.TLSNames...)
+	for _, a := range append([]string{cfg.Registry.Addr, cfg.Registry.UIClusterHost}, cfg.Registry.ExtraAddrs...) {
+		if host, _, err := net.SplitHostPort(a); err == nil && host != "" {
+			hosts = append(hosts, host)
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	return func(src *registry.UISource) (http.Handler, error) {
+		return ui.New(src, ui.Config{ClusterHost: cfg.Registry.UIClusterHost, Hosts: hosts, Logger: logger})
+	}
 }
 
 // authOptions resolves the auth policy: the configured one, else push when users

@@ -94,6 +94,8 @@ func newRuntime(ctx context.Context, stdio IO, cfg config.Config, mode string) (
 			HostPort: cfg.Cluster.RegistryPort,
 			DataDir:  filepath.Join(state, "registry"),
 			Binary:   bin,
+			// The web UI's kubectl commands name the registry as pods do.
+			UIClusterHost: kind.Registry{InClusterName: cfg.Cluster.InClusterName}.InClusterHost(),
 		}
 		if st.TLS {
 			opts.CertDir = clusterCertDir(stdio.Env, cfg.Cluster.Name)
@@ -109,6 +111,8 @@ func newRuntime(ctx context.Context, stdio IO, cfg config.Config, mode string) (
 			DataDir:  filepath.Join(state, "registry"),
 			StateDir: state,
 			Binary:   bin,
+			// The web UI's kubectl commands name the registry as pods do.
+			UIClusterHost: kind.Registry{InClusterName: cfg.Cluster.InClusterName}.InClusterHost(),
 		}
 		if st.TLS {
 			opts.CertDir = clusterCertDir(stdio.Env, cfg.Cluster.Name)

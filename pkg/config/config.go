@@ -86,6 +86,11 @@ type Registry struct {
 	// RateLimit is requests per second per client; RateBurst the bucket size.
 	RateLimit float64
 	RateBurst int
+	// UI serves the web UI at /ui/.
+	UI bool
+	// UIClusterHost is the host:port pods pull by, for the UI's kubectl
+	// commands; empty means the address the browser uses.
+	UIClusterHost string
 	// Quota bounds what all repositories hold together, RepoQuota what each
 	// holds, in bytes, each blob counted once; 0 means no limit.
 	Quota, RepoQuota int64
@@ -121,6 +126,7 @@ func Default(env func(string) (string, bool)) Config {
 			RateLimit:       1000,
 			RateBurst:       2000,
 			GCGrace:         time.Hour,
+			UI:              true,
 		},
 	}
 }

@@ -155,7 +155,7 @@ func Settings() []Setting {
 			},
 			get: func(c *Config) string { return c.Registry.Auth },
 		},
-		pathSetting("registry.htpasswd", "htpasswd", "the user file (bcrypt htpasswd), managed with `registry user`", func(c *Config) *string { return &c.Registry.Htpasswd }),
+		pathSetting("registry.htpasswd", "htpasswd", "the user file (bcrypt htpasswd), managed with 'idpbuilder registry user'", func(c *Config) *string { return &c.Registry.Htpasswd }),
 		{
 			Key: "registry.accessLog", Flag: "access-log", Usage: "access log: stderr, off, or a file path",
 			set: func(c *Config, v string) error {
@@ -258,6 +258,36 @@ func Settings() []Setting {
 				return nil
 			},
 			get: func(c *Config) string { return strconv.FormatBool(c.Registry.GCUntagged) },
+		},
+		{
+			Key: "registry.ui", Flag: "ui", Bool: true, Usage: "serve the web UI at /ui/ on the registry's address (--ui=false turns it off)",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.Registry.UI = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.Registry.UI) },
+		},
+		{
+			Key: "registry.uiClusterHost", Flag: "ui-cluster-host", Usage: "host:port pods pull this registry's images by, for the web UI's kubectl commands (default: the address the browser uses)",
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v != "" {
+					host, port, err := net.SplitHostPort(v)
+					if err != nil || (net.ParseIP(host) == nil && !validHostname(host)) {
+						return fmt.Errorf("%q is not host:port (e.g. registry.local:5000)", v)
+					}
+					if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+						return fmt.Errorf("%q: port %q must be a number from 1 to 65535", v, port)
+					}
+				}
+				c.Registry.UIClusterHost = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Registry.UIClusterHost },
 		},
 		{
 			Key: "cluster.name", Flag: "name", Usage: "kind cluster name",

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
 )
@@ -18,6 +19,9 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	// The manifest layer is built here so that garbage collection deletes
 	// reach its listeners too.
 	ml := &manifestLayer{eng: eng, log: r.log, listeners: []manifestListener{refs.onManifest, r.gc.onManifest}}
+	if r.ui != nil {
+		ml.listeners = append(ml.listeners, r.ui.onManifest)
+	}
 	r.gc.tell = ml.tell
 	ls := []layer{
 		{"request info", withRequestInfo}, // request id and the parsed route, once
@@ -42,10 +46,14 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 		ls = append(ls, layer{"rate limit", func(h http.Handler) http.Handler { return withRateLimit(h, newLimiter(rps, burst, nil)) }})
 	}
 	ls = append(ls, layer{"detailed health", r.withDetailedHealth}) // anyone may ask, as for the probes
+	// The UI has its own login (a form and a session), so it comes before auth.
+	if r.uiH != nil {
+		ls = append(ls, layer{layerUI, func(h http.Handler) http.Handler { return withUI(h, r.uiH) }})
+	}
 	if a := r.opts.Auth; a != nil && a.Policy != auth.PolicyNone {
 		r.login = newLoginGate(a.Verifier, nil)
 		r.authz = newAuthorizer(*a, r.login, r.tokens)
-		ls = append(ls, layer{"auth", r.authz.wrap}) // and the token endpoint
+		ls = append(ls, layer{layerAuth, r.authz.wrap}) // and the token endpoint
 	}
 	ls = append(ls,
 		layer{"operations", r.withOps}, // after auth: under --auth=all, metrics and stats need a user
@@ -61,9 +69,44 @@ func (r *Registry) layers(eng *engine, refs *referrersIndex) []layer {
 	ls = append(ls,
 		layer{"referrers", func(h http.Handler) http.Handler { return withReferrers(h, refs) }},
 		layer{"blob files", func(h http.Handler) http.Handler { return withBlobFiles(h, eng, r.opts.DataDir) }},
-		layer{"manifests", func(h http.Handler) http.Handler { ml.next = h; return ml }},
 	)
+	if r.ui != nil {
+		ls = append(ls, layer{"repository gate", r.ui.gate.wrap})
+	}
+	ls = append(ls, layer{"manifests", func(h http.Handler) http.Handler { ml.next = h; return ml }})
 	return ls
+}
+
+// Layers the stack is split after: requests below them are authenticated.
+const (
+	layerAuth = "auth"
+	layerUI   = "ui"
+)
+
+// splitAtAuth splits the layers after authentication (and the UI, which does
+// its own): the UI's own requests enter the stack there.
+func splitAtAuth(ls []layer) (front, core []layer) {
+	i := 0
+	for j, l := range ls {
+		if l.name == layerAuth || l.name == layerUI {
+			i = j + 1
+		}
+	}
+	return ls[:i], ls[i:]
+}
+
+// withUI serves the web UI under /ui/ and sends browsers from / there.
+func withUI(next, ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case (p == "/" || p == "/ui") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, "/ui/", http.StatusFound)
+		case strings.HasPrefix(p, "/ui/"):
+			ui.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 // buildHandler stacks the layers over distribution's app.

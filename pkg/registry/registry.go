@@ -47,6 +47,9 @@ type Options struct {
 	// BodyIdleTimeout cuts request bodies that send nothing for this long
 	// (default DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
+	// UI, if set, builds the web UI over the registry's UISource when the
+	// registry opens; it is served at /ui/ and / redirects browsers there.
+	UI func(*UISource) (http.Handler, error)
 	// Quota bounds, in bytes, what all repositories hold together, each blob
 	// counted once; RepoQuota bounds each repository. 0 means no limit.
 	Quota, RepoQuota int64
@@ -83,6 +86,8 @@ type Registry struct {
 	login   *loginGate        // nil without auth
 	authz   *authorizer       // nil without auth
 	tokens  *auth.TokenSigner // keyed from the data dir's secret
+	ui      *UISource         // nil without the UI
+	uiH     http.Handler
 	handler http.Handler
 	ln      net.Listener // the main listener; Addr reports it
 	srv     *http.Server
@@ -209,7 +214,24 @@ func (r *Registry) openLocked(ctx context.Context) error {
 		r.stats.start(ctx)
 		r.metrics = newMetrics(r.log, &r.sources, r.stats, r.stats.invalidate)
 	}
-	r.handler = buildHandler(r.layers(eng, refs), eng.app)
+	if r.opts.UI != nil {
+		r.ui = newUISource(r, eng, refs)
+		if r.uiH, err = r.opts.UI(r.ui); err != nil {
+			if r.stats != nil {
+				r.stats.close()
+			}
+			_ = eng.close()
+			return fmt.Errorf("web UI: %w", err)
+		}
+	}
+	// The stack is built in two parts so the UI can send its deletes into the
+	// part below authentication, through the very same layers.
+	front, core := splitAtAuth(r.layers(eng, refs))
+	coreHandler := buildHandler(core, eng.app)
+	r.handler = buildHandler(front, coreHandler)
+	if r.ui != nil {
+		r.ui.core, r.ui.login = coreHandler, r.login
+	}
 	return nil
 }
 

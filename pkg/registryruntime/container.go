@@ -65,6 +65,9 @@ type ContainerOptions struct {
 	// (mounted read-only) and policy (push or all).
 	Htpasswd string
 	Auth     string
+	// UIClusterHost is how pods name the registry (registry.local:5000), for
+	// the web UI's kubectl commands.
+	UIClusterHost string
 }
 
 // Paths inside the container for the optional mounts.
@@ -91,6 +94,9 @@ func (c *Container) serveArgs() []string {
 	}
 	if c.Opts.Htpasswd != "" {
 		args = append(args, "--htpasswd", containerHtpasswd, "--auth", c.Opts.Auth)
+	}
+	if c.Opts.UIClusterHost != "" {
+		args = append(args, "--ui-cluster-host", c.Opts.UIClusterHost)
 	}
 	return args
 }

@@ -38,6 +38,9 @@ type ProcessOptions struct {
 	// Htpasswd and Auth, when set, turn on authentication (policy push or all).
 	Htpasswd string
 	Auth     string
+	// UIClusterHost is how pods name the registry (registry.local:5000), for
+	// the web UI's kubectl commands.
+	UIClusterHost string
 }
 
 // Process runs the registry as `idpbuilder registry serve` detached from the
@@ -216,6 +219,9 @@ func (p *Process) args() []string {
 	}
 	if p.Opts.Htpasswd != "" {
 		args = append(args, "--htpasswd", p.Opts.Htpasswd, "--auth", p.Opts.Auth)
+	}
+	if p.Opts.UIClusterHost != "" {
+		args = append(args, "--ui-cluster-host", p.Opts.UIClusterHost)
 	}
 	return args
 }

@@ -366,6 +366,19 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 		}
 	})
 
+	ok = ok && t.Run("sample-app example deploys and answers", func(t *testing.T) {
+		// The example's own script, as a user runs it against this cluster: build
+		// FROM scratch, push, deploy by digest, port-forward, curl.
+		cmd := exec.Command("bash", filepath.Join(moduleRoot, "examples", "sample-app", "run.sh"), "--deploy")
+		cmd.Env = append(append([]string{}, h.env...), "REGISTRY="+reg, "TAG=kind-e2e")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "sample-app answered: hello from sample-app on Kind") {
+			desc, _ := h.kubectl("", "describe", "pods", "-l", "app=sample-app")
+			t.Fatalf("examples/sample-app/run.sh --deploy: %v\n%s\n%s", err, out, lastLines(desc, 40))
+		}
+		h.mustKubectl("", "delete", "deployment/sample-app", "service/sample-app")
+	})
+
 	ok = ok && t.Run("pod pushes to the in-cluster name, another pod runs it", func(t *testing.T) {
 		job := map[string]any{
 			"apiVersion": "batch/v1", "kind": "Job",

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -66,13 +67,20 @@ func TestRegistryContainer(t *testing.T) {
 	if !strings.HasPrefix(ct.Image, registryruntime.ImageRepo+":") {
 		t.Fatalf("container runs %s", ct.Image)
 	}
-	// Images of earlier binaries are cleaned up, unless a container still uses one.
+	// Images of earlier builds of this binary (same path) are cleaned up, unless
+	// a container still uses one; other binaries' images on the same engine
+	// (a developer's build, another CI run) are theirs to clean.
 	tags, err := d.ImageTags(ctx, registryruntime.ImageRepo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range tags {
 		if tag == ct.Image {
+			continue
+		}
+		path := strings.TrimSpace(runCmd(t, time.Minute, "docker", "image", "inspect", "--format",
+			`{{index .Config.Labels "`+registryruntime.LabelBinaryPath+`"}}`, tag))
+		if path != binary {
 			continue
 		}
 		if users := runCmd(t, time.Minute, "docker", "ps", "-a", "-q", "--filter", "ancestor="+tag); strings.TrimSpace(users) == "" {
@@ -161,7 +169,8 @@ func TestRegistryContainerPortTaken(t *testing.T) {
 	}}
 	t.Cleanup(func() { _ = rt.Remove(context.Background()) })
 	_, err = rt.Ensure(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "already in use") || !strings.Contains(err.Error(), "--registry-port") {
+	var inUse *registryruntime.PortInUseError
+	if !errors.As(err, &inUse) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("Ensure on a busy port: %v", err)
 	}
 	if ct, _ := d.InspectContainer(context.Background(), rt.Opts.Name); ct != nil {
