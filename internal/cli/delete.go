@@ -2,13 +2,11 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 
 	"github.com/spf13/cobra"
 
-	"github.com/idpbuilder/idpbuilder/pkg/docker"
-	"github.com/idpbuilder/idpbuilder/pkg/kind"
+	"github.com/idpbuilder/idpbuilder/pkg/platform"
 )
 
 func newDeleteCommand(stdio IO) *cobra.Command {
@@ -22,41 +20,29 @@ func newDeleteCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			name := cfg.Cluster.Name
-			if _, err := (&docker.Client{}).Server(ctx); err != nil {
-				return err
-			}
-			// Resolve the runtime before the cluster (and its network) goes away.
-			rt, rtErr := newRuntime(ctx, stdio, cfg, registryMode(stdio, cfg))
-			cl, err := kind.New(name, &kindLogger{w: stdio.Err})
+			log := newProgress(stdio.Out)
+			d, err := newPlatform(stdio, cfg, log).Delete(cmd.Context(), cfg.Cluster.Name, given(cfg), purge, log)
 			if err != nil {
 				return err
 			}
-			step(stdio.Err, "Deleting cluster %q", name)
-			if err := cl.Delete(); err != nil {
-				return err
-			}
-			if rtErr == nil {
-				step(stdio.Err, "Removing registry %s (%s)", rt.Mode(), rt.Describe())
-				if err := rt.Remove(ctx); err != nil {
-					return err
-				}
-			}
-			state := clusterStateDir(stdio.Env, name)
-			if purge {
-				step(stdio.Err, "Removing registry data %s", state)
-				if err := os.RemoveAll(state); err != nil {
-					return fmt.Errorf("remove registry data: %w", err)
-				}
-				fmt.Fprintf(stdio.Out, "Deleted cluster %q and its registry data.\n", name)
-				return nil
-			}
-			fmt.Fprintf(stdio.Out, "Deleted cluster %q. Its images are kept in %s for the next `idpbuilder create --name %s` (delete --purge removes them).\n", name, filepath.Join(state, "registry"), name)
+			printDeleted(stdio.Out, d)
 			return nil
 		},
 	}
 	addSettingFlags(cmd.Flags(), "name")
 	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the registry's images")
 	return cmd
+}
+
+func printDeleted(w io.Writer, d platform.Deleted) {
+	what := fmt.Sprintf("cluster %q", d.Cluster)
+	if !d.ClusterExisted {
+		what = fmt.Sprintf("the registry of cluster %q (there was no cluster)", d.Cluster)
+	}
+	if d.Purged {
+		fmt.Fprintf(w, "Deleted %s and its registry data.\n", what)
+		return
+	}
+	fmt.Fprintf(w, "Deleted %s. Its images are kept in %s for the next `idpbuilder create --name %s` (delete --purge removes them).\n",
+		what, d.DataDir, d.Cluster)
 }

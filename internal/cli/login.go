@@ -71,46 +71,53 @@ func newRegistryLoginCommand(stdio IO) *cobra.Command {
 		Example: "  printf '%s' \"$PASSWORD\" | idpbuilder registry login -u alice --password-stdin",
 		Args:    usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := setup(cmd, stdio)
-			if err != nil {
-				return err
-			}
-			server := fmt.Sprintf("localhost:%d", cfg.Cluster.RegistryPort)
-			if len(args) == 1 {
-				server = args[0]
-			}
 			if user == "" {
 				return Usage(errors.New("give the user name with -u"))
 			}
 			if !passwordStdin {
 				return Usage(errors.New("passwords are read from stdin only: add --password-stdin"))
 			}
-			password, err := readPassword(stdio.In)
-			if err != nil {
-				return Usage(err)
-			}
-			client, _ := registryClient(stdio, cfg, server, true)
-			if err := checkLogin(cmd.Context(), client.Transport, server, user, password); err != nil {
-				return err
-			}
-			if err := credStore(stdio.Env).Store(auth.Credentials{ServerURL: server, Username: user, Secret: password}); err != nil {
-				return fmt.Errorf("save credentials: %w", err)
-			}
-			dockerCfg := dockerConfigPath(stdio.Env)
-			if err := auth.SetCredHelper(dockerCfg, server); err != nil {
-				return fmt.Errorf("update %s: %w", dockerCfg, err)
-			}
-			fmt.Fprintf(stdio.Out, "Login succeeded: Docker uses the idpbuilder credential helper for %s (%s)\n", server, dockerCfg)
-			if hint := ensureHelperOnPath(); hint != "" {
-				fmt.Fprintln(stdio.Err, hint)
-			}
-			return nil
+			return runLogin(cmd, stdio, args, user)
 		},
 	}
 	addSettingFlags(cmd.Flags(), "name", "registry-port", "cert-dir")
 	cmd.Flags().StringVarP(&user, "username", "u", "", "user name")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
 	return cmd
+}
+
+func runLogin(cmd *cobra.Command, stdio IO, args []string, user string) error {
+	cfg, err := setup(cmd, stdio)
+	if err != nil {
+		return err
+	}
+	server, err := serverArg(stdio, cfg, args)
+	if err != nil {
+		return err
+	}
+	password, err := readPassword(stdio.In)
+	if err != nil {
+		return Usage(err)
+	}
+	client, _, err := registryClient(stdio, cfg, server, true)
+	if err != nil {
+		return err
+	}
+	if err := checkLogin(cmd.Context(), client.Transport, server, user, password); err != nil {
+		return err
+	}
+	if err := credStore(stdio.Env).Store(auth.Credentials{ServerURL: server, Username: user, Secret: password}); err != nil {
+		return fmt.Errorf("save credentials: %w", err)
+	}
+	dockerCfg := dockerConfigPath(stdio.Env)
+	if err := auth.SetCredHelper(dockerCfg, server); err != nil {
+		return fmt.Errorf("update %s: %w", dockerCfg, err)
+	}
+	fmt.Fprintf(stdio.Out, "Login succeeded: Docker uses the idpbuilder credential helper for %s (%s)\n", server, dockerCfg)
+	if hint := ensureHelperOnPath(); hint != "" {
+		fmt.Fprintln(stdio.Err, hint)
+	}
+	return nil
 }
 
 // checkLogin asks the registry's /v2/ with the credentials, over HTTPS (with tr,

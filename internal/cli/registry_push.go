@@ -44,7 +44,10 @@ func newRegistryPushCommand(stdio IO) *cobra.Command {
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			client, _ := registryClient(stdio, cfg, addr, true)
+			client, _, err := registryClient(stdio, cfg, addr, true)
+			if err != nil {
+				return err
+			}
 			return runPush(cmd.Context(), stdio, client, args[0], dest, platform, tag)
 		},
 	}
@@ -56,7 +59,7 @@ func newRegistryPushCommand(stdio IO) *cobra.Command {
 }
 
 func runPush(ctx context.Context, stdio IO, c *registryclient.Client, source, dest, platform, tag string) error {
-	src, cleanup, err := resolveSource(ctx, source, platform, tag)
+	src, cleanup, err := resolveSource(ctx, &docker.Client{Exec: stdio.Exec}, source, platform, tag)
 	if err != nil {
 		return err
 	}
@@ -95,7 +98,7 @@ func runPush(ctx context.Context, stdio IO, c *registryclient.Client, source, de
 
 // resolveSource decides what SOURCE is: an OCI layout dir, a tarball file, or a
 // Docker image name (saved to a temporary tarball, removed by cleanup).
-func resolveSource(ctx context.Context, source, platform, tag string) (registryclient.Source, func(), error) {
+func resolveSource(ctx context.Context, d *docker.Client, source, platform, tag string) (registryclient.Source, func(), error) {
 	nop := func() {}
 	info, statErr := os.Stat(source)
 	switch {
@@ -115,41 +118,14 @@ func resolveSource(ctx context.Context, source, platform, tag string) (registryc
 	if platform != "" {
 		return registryclient.Source{}, nop, Usage(errors.New("--platform applies to OCI layouts only; a Docker image holds one platform"))
 	}
-	d := &docker.Client{}
-	if _, err := d.Server(ctx); err != nil {
-		return registryclient.Source{}, nop, fmt.Errorf("%s is not a file or directory, so it was taken as a Docker image name, but: %w", source, err)
+	src, cleanup, err := registryclient.FromDocker(ctx, d, source)
+	switch {
+	case errors.Is(err, registryclient.ErrNoSuchImage):
+		return src, cleanup, Usage(fmt.Errorf("%s is not a file, a directory, or an image in the local Docker engine", source))
+	case errors.Is(err, docker.ErrNotRunning):
+		return src, cleanup, fmt.Errorf("%s is not a file or directory, so it was taken as a Docker image name, but: %w", source, err)
 	}
-	ok, err := d.ImageExists(ctx, source)
-	if err != nil {
-		return registryclient.Source{}, nop, err
-	}
-	if !ok {
-		return registryclient.Source{}, nop, Usage(fmt.Errorf("%s is not a file, a directory, or an image in the local Docker engine", source))
-	}
-	f, err := os.CreateTemp("", "idpbuilder-push-*.tar")
-	if err != nil {
-		return registryclient.Source{}, nop, err
-	}
-	cleanup := func() { f.Close(); os.Remove(f.Name()) }
-	// go-containerregistry reads a tarball several times (manifest, then each
-	// layer), so the docker save stream lands in a temporary file first.
-	if err := d.Save(ctx, f, source); err != nil {
-		cleanup()
-		return registryclient.Source{}, nop, fmt.Errorf("docker save %s: %w", source, err)
-	}
-	src, err := registryclient.FromTarball(f.Name(), source)
-	if err != nil {
-		// docker save names an image it found by ID without a tag; retry untagged.
-		src, err = registryclient.FromTarball(f.Name(), "")
-	}
-	if err != nil {
-		cleanup()
-		return registryclient.Source{}, nop, err
-	}
-	if src.Name == "" {
-		src.Name = source
-	}
-	return src, cleanup, nil
+	return src, cleanup, err
 }
 
 // showProgress renders push progress: a redrawn bar on a terminal, a line every
@@ -185,13 +161,4 @@ func progressBar(done, total int64, width int) string {
 	filled = min(max(filled, 0), width)
 	return fmt.Sprintf("[%s%s] %3d%% %s/%s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
 		100*done/total, humanBytes(done), humanBytes(total))
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }

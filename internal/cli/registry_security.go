@@ -28,6 +28,15 @@ func newRegistryUserCommand(stdio IO) *cobra.Command {
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	subs := []*cobra.Command{newUserAddCommand(stdio), newUserRemoveCommand(stdio), newUserListCommand(stdio)}
+	for _, c := range subs {
+		addSettingFlags(c.Flags(), "htpasswd")
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+func newUserAddCommand(stdio IO) *cobra.Command {
 	var passwordStdin bool
 	add := &cobra.Command{
 		Use:     "add NAME --password-stdin",
@@ -46,13 +55,13 @@ func newRegistryUserCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return Usage(err)
 			}
-			h := auth.Htpasswd{Path: cfg.Registry.Htpasswd}
 			if err := auth.ValidateUsername(args[0]); err != nil {
 				return Usage(err)
 			}
 			if err := auth.ValidatePassword(password); err != nil {
 				return Usage(err)
 			}
+			h := auth.Htpasswd{Path: cfg.Registry.Htpasswd}
 			if err := h.Set(args[0], password); err != nil {
 				return err
 			}
@@ -61,7 +70,11 @@ func newRegistryUserCommand(stdio IO) *cobra.Command {
 		},
 	}
 	add.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
-	remove := &cobra.Command{
+	return add
+}
+
+func newUserRemoveCommand(stdio IO) *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove a user",
 		Args:  usageArgs(cobra.ExactArgs(1)),
@@ -81,7 +94,10 @@ func newRegistryUserCommand(stdio IO) *cobra.Command {
 			return nil
 		},
 	}
-	list := &cobra.Command{
+}
+
+func newUserListCommand(stdio IO) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List users",
 		Args:  usageArgs(cobra.NoArgs),
@@ -100,11 +116,6 @@ func newRegistryUserCommand(stdio IO) *cobra.Command {
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{add, remove, list} {
-		addSettingFlags(c.Flags(), "htpasswd")
-	}
-	cmd.AddCommand(add, remove, list)
-	return cmd
 }
 
 // readPassword takes the first line of r, without its line ending.
@@ -127,6 +138,15 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	subs := []*cobra.Command{newCertShowCommand(stdio), newCertRotateCommand(stdio), newCertExportCommand(stdio)}
+	for _, c := range subs {
+		addSettingFlags(c.Flags(), "cert-dir", "tls-names")
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+func newCertShowCommand(stdio IO) *cobra.Command {
 	var output string
 	show := &cobra.Command{
 		Use:   "show",
@@ -140,30 +160,40 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			leaf := m.Leaf()
-			info := map[string]any{
-				"subject":     leaf.Subject.CommonName,
-				"issuer":      leaf.Issuer.CommonName,
-				"dnsNames":    leaf.DNSNames,
-				"ipAddresses": ipStrings(leaf),
-				"notBefore":   leaf.NotBefore.UTC().Format(time.RFC3339),
-				"notAfter":    leaf.NotAfter.UTC().Format(time.RFC3339),
-				"serial":      leaf.SerialNumber.String(),
-				"sha256":      certs.Fingerprint(leaf),
-				"ca":          filepath.Join(cfg.Registry.CertDir, certs.CAFile),
-			}
-			return printOutput(stdio.Out, output, info, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "Subject:\t%s (issued by %s)\n", leaf.Subject.CommonName, leaf.Issuer.CommonName)
-				fmt.Fprintf(tw, "Names:\t%s\n", strings.Join(append(append([]string{}, leaf.DNSNames...), ipStrings(leaf)...), ", "))
-				fmt.Fprintf(tw, "Valid:\t%s to %s\n", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
-				fmt.Fprintf(tw, "Serial:\t%s\n", leaf.SerialNumber)
-				fmt.Fprintf(tw, "SHA-256:\t%s\n", certs.Fingerprint(leaf))
-				fmt.Fprintf(tw, "CA:\t%s\n", filepath.Join(cfg.Registry.CertDir, certs.CAFile))
-			})
+			leaf, ca := m.Leaf(), filepath.Join(cfg.Registry.CertDir, certs.CAFile)
+			return printOutput(stdio.Out, output, certInfo(leaf, ca), func(tw *tabwriter.Writer) { certTable(tw, leaf, ca) })
 		},
 	}
 	show.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
-	rotate := &cobra.Command{
+	return show
+}
+
+// certInfo is `cert show` as JSON or YAML.
+func certInfo(leaf *x509.Certificate, ca string) map[string]any {
+	return map[string]any{
+		"subject":     leaf.Subject.CommonName,
+		"issuer":      leaf.Issuer.CommonName,
+		"dnsNames":    leaf.DNSNames,
+		"ipAddresses": ipStrings(leaf),
+		"notBefore":   leaf.NotBefore.UTC().Format(time.RFC3339),
+		"notAfter":    leaf.NotAfter.UTC().Format(time.RFC3339),
+		"serial":      leaf.SerialNumber.String(),
+		"sha256":      certs.Fingerprint(leaf),
+		"ca":          ca,
+	}
+}
+
+func certTable(tw *tabwriter.Writer, leaf *x509.Certificate, ca string) {
+	fmt.Fprintf(tw, "Subject:\t%s (issued by %s)\n", leaf.Subject.CommonName, leaf.Issuer.CommonName)
+	fmt.Fprintf(tw, "Names:\t%s\n", strings.Join(append(append([]string{}, leaf.DNSNames...), ipStrings(leaf)...), ", "))
+	fmt.Fprintf(tw, "Valid:\t%s to %s\n", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	fmt.Fprintf(tw, "Serial:\t%s\n", leaf.SerialNumber)
+	fmt.Fprintf(tw, "SHA-256:\t%s\n", certs.Fingerprint(leaf))
+	fmt.Fprintf(tw, "CA:\t%s\n", ca)
+}
+
+func newCertRotateCommand(stdio IO) *cobra.Command {
+	return &cobra.Command{
 		Use:   "rotate",
 		Short: "Issue a new server certificate now (a running registry serves it within its check interval)",
 		Args:  usageArgs(cobra.NoArgs),
@@ -182,6 +212,9 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newCertExportCommand(stdio IO) *cobra.Command {
 	var out string
 	export := &cobra.Command{
 		Use:   "export-ca",
@@ -204,11 +237,7 @@ func newRegistryCertCommand(stdio IO) *cobra.Command {
 		},
 	}
 	export.Flags().StringVar(&out, "output-file", "", "write to this file instead of stdout")
-	for _, c := range []*cobra.Command{show, rotate, export} {
-		addSettingFlags(c.Flags(), "cert-dir", "tls-names")
-	}
-	cmd.AddCommand(show, rotate, export)
-	return cmd
+	return export
 }
 
 // certManager sets up a configured command and loads (or creates) the CA and

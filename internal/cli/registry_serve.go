@@ -42,10 +42,7 @@ func newRegistryServeCommand(stdio IO) *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), "addr", "extra-addrs", "data-dir", "shutdown-timeout", "upload-purge-age",
 		"tls", "tls-cert", "tls-key", "tls-names", "cert-dir", "auth", "htpasswd", "access-log", "rate-limit", "rate-burst",
-		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr", "ui", "ui-cluster-host")
-	// How often the certificate is checked for renewal (hidden: tests shorten it).
-	cmd.Flags().Duration("cert-check-interval", time.Hour, "how often to check the TLS certificate for renewal")
-	_ = cmd.Flags().MarkHidden("cert-check-interval")
+		"quota", "repo-quota", "gc-interval", "gc-grace", "gc-untagged", "metrics-addr", "ui", "ui-cluster-host", "cert-check-interval")
 	return cmd
 }
 
@@ -56,7 +53,35 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 		return err
 	}
 	logger := newLogger(cfg.Log, stdio.Err)
+	opts, policy, closeLog, err := serveOptions(cfg, stdio, logger)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	// Bind first: a busy port must fail before anything is written to the data dir.
+	closeListeners, err := listen(ctx, cfg, &opts)
+	if err != nil {
+		return err
+	}
+	reg, group, caHint, err := serveComponents(cfg, opts, logger)
+	if err == nil {
+		err = group.Start(ctx)
+	}
+	if err != nil {
+		closeListeners()
+		var dde *registry.DataDirError
+		if errors.As(err, &dde) {
+			return Usage(err)
+		}
+		return err
+	}
+	printServing(stdio, cfg, reg, policy, caHint)
+	return serveUntilStopped(ctx, cfg, reg, group, logger)
+}
 
+// serveOptions are the registry's options from the configuration, with its
+// auth policy and access log (closeLog closes it).
+func serveOptions(cfg config.Config, stdio IO, logger *slog.Logger) (registry.Options, auth.Policy, func(), error) {
 	opts := registry.Options{
 		ExtraAddrs:     cfg.Registry.ExtraAddrs,
 		DataDir:        cfg.Registry.DataDir,
@@ -73,69 +98,69 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	}
 	policy, err := authOptions(cfg, &opts)
 	if err != nil {
-		return err
+		return opts, "", nil, err
 	}
 	accessLog, closeLog, err := openAccessLog(cfg, stdio)
 	if err != nil {
-		return err
+		return opts, "", nil, err
 	}
-	defer closeLog()
 	opts.AccessLog = accessLog
 	if cfg.Registry.UI {
 		opts.UI = webUI(cfg, logger)
 	}
+	return opts, policy, closeLog, nil
+}
 
-	// Bind first: a busy port must fail before anything is written to the data dir.
+// listen binds the registry's address and, when configured, the metrics address.
+func listen(ctx context.Context, cfg config.Config, opts *registry.Options) (closeListeners func(), err error) {
 	ln, err := registry.Listen(ctx, cfg.Registry.Addr)
 	if err != nil {
-		return Usage(err)
+		return nil, Usage(err)
 	}
 	opts.Listener = ln
-	closeListeners := func() { _ = ln.Close() }
-	if cfg.Registry.MetricsAddr != "" {
-		mln, err := registry.Listen(ctx, cfg.Registry.MetricsAddr)
-		if err != nil {
-			_ = ln.Close()
-			var le *registry.ListenError
-			if errors.As(err, &le) && le.InUse {
-				return Usage(fmt.Errorf("metrics address %s is already in use: stop the process using it or choose another (--metrics-addr)", le.Addr))
-			}
-			return Usage(fmt.Errorf("metrics address (--metrics-addr): %w", err))
-		}
-		opts.MetricsListener = mln
-		closeListeners = func() { _ = ln.Close(); _ = mln.Close() }
+	if cfg.Registry.MetricsAddr == "" {
+		return func() { _ = ln.Close() }, nil
 	}
+	mln, err := registry.Listen(ctx, cfg.Registry.MetricsAddr)
+	if err != nil {
+		_ = ln.Close()
+		var le *registry.ListenError
+		if errors.As(err, &le) && le.InUse {
+			return nil, Usage(fmt.Errorf("metrics address %s is already in use: stop the process using it or choose another (--metrics-addr)", le.Addr))
+		}
+		return nil, Usage(fmt.Errorf("metrics address (--metrics-addr): %w", err))
+	}
+	opts.MetricsListener = mln
+	return func() { _ = ln.Close(); _ = mln.Close() }, nil
+}
+
+// serveComponents are what `registry serve` runs: the certificate renewer
+// (first: the registry serves its certificate; stopped last), the registry,
+// and the GC scheduler (after the registry: it collects in it, and stops before it).
+func serveComponents(cfg config.Config, opts registry.Options, logger *slog.Logger) (*registry.Registry, *component.Group, string, error) {
 	caHint := ""
 	var components []component.Component
 	if cfg.Registry.TLS {
-		interval, _ := cmd.Flags().GetDuration("cert-check-interval")
-		var renewer *certs.Renewer
-		if renewer, caHint, err = tlsOptions(cfg, &opts, interval, logger); err != nil {
-			closeListeners()
-			return err
+		renewer, hint, err := tlsOptions(cfg, &opts, cfg.Registry.CertCheckInterval, logger)
+		if err != nil {
+			return nil, nil, "", err
 		}
+		caHint = hint
 		if renewer != nil {
 			components = append(components, renewer)
 		}
 	}
 	reg := registry.New(opts)
-	// The renewer starts first (the registry serves its certificate) and stops last.
 	components = append(components, reg)
 	if cfg.Registry.GCInterval > 0 {
-		// After the registry: it collects in it, and stops before it.
 		components = append(components, &registry.GCScheduler{Registry: reg, Interval: cfg.Registry.GCInterval,
 			Request: registryapi.GCRequest{Untagged: cfg.Registry.GCUntagged}, Logger: logger})
 	}
-	group := component.NewGroup(components...)
-	if err := group.Start(ctx); err != nil {
-		closeListeners()
-		var dde *registry.DataDirError
-		if errors.As(err, &dde) {
-			return Usage(err)
-		}
-		return err
-	}
+	return reg, component.NewGroup(components...), caHint, nil
+}
 
+// printServing tells where the registry serves and how to use it.
+func printServing(stdio IO, cfg config.Config, reg *registry.Registry, policy auth.Policy, caHint string) {
 	addr, scheme := reg.Addr(), "http"
 	if cfg.Registry.TLS {
 		scheme = "https"
@@ -151,7 +176,11 @@ func runRegistryServe(cmd *cobra.Command, stdio IO) error {
 	if cfg.Registry.UI {
 		fmt.Fprintf(stdio.Out, "Web UI: %s://%s/ui/\n", scheme, pushHost(addr))
 	}
+}
 
+// serveUntilStopped serves until a stop signal or the registry's failure,
+// then gives in-flight requests the shutdown timeout.
+func serveUntilStopped(ctx context.Context, cfg config.Config, reg *registry.Registry, group *component.Group, logger *slog.Logger) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -196,9 +225,7 @@ func authOptions(cfg config.Config, opts *registry.Options) (auth.Policy, error)
 		policy = auth.PolicyPush
 	}
 	if cfg.Registry.Auth != "" {
-		if policy, err = auth.ParsePolicy(cfg.Registry.Auth); err != nil {
-			return "", Usage(err)
-		}
+		policy = cfg.Registry.Auth
 	}
 	if policy != auth.PolicyNone && !has {
 		return "", Usage(fmt.Errorf("--auth=%s needs at least one user in %s: add one with `idpbuilder registry user add NAME --password-stdin`", policy, cfg.Registry.Htpasswd))

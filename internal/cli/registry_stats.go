@@ -35,7 +35,10 @@ func newRegistryStatsCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, _ := registryClient(stdio, cfg, addr, false)
+			client, _, err := registryClient(stdio, cfg, addr, false)
+			if err != nil {
+				return err
+			}
 			st, err := client.Stats(cmd.Context())
 			if err != nil {
 				var ae *registryclient.APIError

@@ -20,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/idpbuilder/idpbuilder/pkg/auth"
-	"github.com/idpbuilder/idpbuilder/pkg/kind"
 	"github.com/idpbuilder/idpbuilder/pkg/registry"
 	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
@@ -146,20 +145,4 @@ func TestStatsAndChecksTables(t *testing.T) {
 	assert.Contains(t, buf.String(), "✓ storage: the data directory is writable")
 	assert.Contains(t, buf.String(), "✗ disk: 10 MiB free")
 	assert.Equal(t, "disk: 10 MiB free", unhealthyChecks(h))
-}
-
-func TestStatusIsUnhealthyOnlyWhenACheckIs(t *testing.T) {
-	wired := &kind.WiringStatus{LocalRegistryHosting: "ok", Nodes: []kind.NodeWiring{{Node: "n", HostsTOML: map[string]string{"localhost:5001": "ok"}}}}
-	for _, tc := range []struct {
-		checks  *registryapi.Health
-		healthy bool
-	}{
-		{nil, true}, // a registry from before detailed health
-		{&registryapi.Health{Status: registryapi.Healthy}, true},
-		{&registryapi.Health{Status: registryapi.Degraded}, true},
-		{&registryapi.Health{Status: registryapi.Unhealthy}, false},
-	} {
-		st := registryStatus{State: "running", Health: "ok", Wiring: wired, Checks: tc.checks}
-		assert.Equal(t, tc.healthy, st.healthy(), "%+v", tc.checks)
-	}
 }

@@ -28,8 +28,12 @@ func newRegistryUICommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, scheme := registryClient(stdio, cfg, "", false)
-			url := fmt.Sprintf("%s://localhost:%d/ui/", scheme, cfg.Cluster.RegistryPort)
+			client, scheme, err := registryClient(stdio, cfg, "", false)
+			if err != nil {
+				return err
+			}
+			// The cluster's registry, on the port it was created with.
+			url := fmt.Sprintf("%s://%s/ui/", scheme, client.Registry)
 			if err := probeUI(cmd.Context(), client.Transport, url); err != nil {
 				return fmt.Errorf("%w (cluster %q)", err, cfg.Cluster.Name)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/idpbuilder/idpbuilder/pkg/config"
+	"github.com/idpbuilder/idpbuilder/pkg/exec"
 )
 
 // Exit codes.
@@ -27,6 +28,11 @@ type IO struct {
 	Out io.Writer
 	Err io.Writer
 	Env func(string) (string, bool)
+	// Exec runs programs (docker, and commands in cluster nodes); this machine when nil.
+	Exec exec.Cmder
+	// Binary is the idpbuilder executable a cluster's registry runs; this
+	// process's own (os.Executable) when empty.
+	Binary string
 }
 
 // usageError marks an error as the user's input being wrong (exit code 2).
@@ -111,6 +117,9 @@ func addSettingFlags(fs *pflag.FlagSet, names ...string) {
 				fs.Bool(s.Flag, s.Get(&defaults) == "true", usage)
 			} else {
 				fs.String(s.Flag, s.Get(&defaults), usage)
+			}
+			if s.Hidden {
+				_ = fs.MarkHidden(s.Flag)
 			}
 		}
 	}

@@ -223,3 +223,34 @@ func f(w io.Writer) {
 	})
 	assert.Equal(t, []string{"p.go:10:2: fmt.Println", "p.go:11:2: log.Printf", "p.go:12:6: os.Stderr", "p.go:13:2: println"}, found)
 }
+
+// maxCLIFunction is the longest a function in internal/cli may be: the command
+// line parses flags, calls a library and renders; anything longer is doing
+// the library's job (or wants splitting into a command per verb).
+const maxCLIFunction = 50
+
+// TestCLIFunctionsAreShort: no function in internal/cli is longer than
+// maxCLIFunction lines, its closures included.
+func TestCLIFunctionsAreShort(t *testing.T) {
+	files, err := filepath.Glob("../cli/*.go")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	fset := token.NewFileSet()
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		require.NoError(t, err)
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
+			}
+			start, end := fset.Position(fd.Pos()), fset.Position(fd.End())
+			if n := end.Line - start.Line + 1; n > maxCLIFunction {
+				t.Errorf("%s:%d: %s is %d lines (at most %d)", filepath.Base(path), start.Line, fd.Name.Name, n, maxCLIFunction)
+			}
+		}
+	}
+}

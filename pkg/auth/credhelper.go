@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/idpbuilder/idpbuilder/internal/atomicfile"
 )
 
 // HelperName is the credential helper's name: Docker runs docker-credential-<name>.
@@ -63,7 +65,7 @@ func (c CredStore) save(m map[string]Credentials) error {
 	if err := os.MkdirAll(filepath.Dir(c.Path), 0o700); err != nil {
 		return err
 	}
-	return WriteFileAtomic(c.Path, data, 0o600)
+	return atomicfile.Write(c.Path, data, 0o600)
 }
 
 // Store saves credentials for their server.
@@ -216,32 +218,5 @@ func SetCredHelper(path, server string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(out, '\n'), perm)
-}
-
-// WriteFileAtomic replaces path with data: written to a temporary file in the
-// same directory, synced, then renamed over it.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, append(out, '\n'), perm)
 }

@@ -16,6 +16,8 @@ import (
 	"unicode"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/idpbuilder/idpbuilder/internal/atomicfile"
 )
 
 // Htpasswd is a file of user:bcrypt-hash lines.
@@ -148,5 +150,5 @@ func (h Htpasswd) write(users map[string]string) error {
 	if err := os.MkdirAll(filepath.Dir(h.Path), 0o700); err != nil {
 		return err
 	}
-	return WriteFileAtomic(h.Path, buf.Bytes(), 0o600)
+	return atomicfile.Write(h.Path, buf.Bytes(), 0o600)
 }

@@ -18,6 +18,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/pkg/registry"
+	"github.com/idpbuilder/idpbuilder/pkg/registryapi"
 )
 
 // Config is the whole idpbuilder configuration.
@@ -25,6 +29,16 @@ type Config struct {
 	Log      Log
 	Registry Registry
 	Cluster  Cluster
+	// Origins says where each setting that is not a default came from, by key:
+	// "flag --registry-port", "env IDPBUILDER_NAME", "config.yaml:3".
+	Origins map[string]string
+}
+
+// IsSet reports whether the setting with file key key was given (flag,
+// environment or file) rather than left at its default.
+func (c *Config) IsSet(key string) bool {
+	_, ok := c.Origins[key]
+	return ok
 }
 
 // Cluster configures `idpbuilder create` and the commands that find a cluster's registry.
@@ -40,12 +54,14 @@ type Cluster struct {
 	// InClusterName is the registry's name for pods.
 	InClusterName string
 	// RegistryMode is where the registry runs: container or process; empty means
-	// what the cluster was created with (container for a new one).
+	// container, falling back to process where a container cannot run our binary.
 	RegistryMode string
-	// RegistryTLS is "true" or "false"; empty means what the cluster was created with.
-	RegistryTLS string
-	// RegistryAuth is none, push or all; empty means what the cluster was created with.
-	RegistryAuth string
+	// RegistryTLS serves the registry over HTTPS.
+	RegistryTLS bool
+	// RegistryAuth is who must log in to the registry.
+	RegistryAuth auth.Policy
+	// (A cluster's registry settings that are not set explicitly (IsSet) are
+	// what the cluster was created with; these defaults apply to a new one.)
 }
 
 // Log configures idpbuilder's own structured logs (always on stderr).
@@ -77,8 +93,8 @@ type Registry struct {
 	TLSNames []string
 	// CertDir holds the generated CA and server certificate.
 	CertDir string
-	// Auth is none, push or all; empty means push when users exist, else none.
-	Auth string
+	// Auth is who must log in; empty means push when users exist, else none.
+	Auth auth.Policy
 	// Htpasswd is the user file.
 	Htpasswd string
 	// AccessLog is "stderr", "off" or a file path.
@@ -101,6 +117,8 @@ type Registry struct {
 	GCGrace time.Duration
 	// GCUntagged makes the periodic runs delete untagged images too.
 	GCUntagged bool
+	// CertCheckInterval is how often the generated certificate is checked for renewal.
+	CertCheckInterval time.Duration
 	// MetricsAddr, if set, serves /metrics there too, without auth.
 	MetricsAddr string
 }
@@ -114,19 +132,22 @@ func Default(env func(string) (string, bool)) Config {
 			Name:          "localdev",
 			RegistryPort:  5001,
 			InClusterName: "registry.local",
+			RegistryAuth:  auth.PolicyNone,
 		},
 		Registry: Registry{
 			Addr:            "127.0.0.1:5001",
 			DataDir:         filepath.Join(StateDir(env), "registry"),
 			ShutdownTimeout: 30 * time.Second,
-			UploadPurgeAge:  168 * time.Hour,
+			UploadPurgeAge:  registry.DefaultUploadPurgeAge,
 			CertDir:         filepath.Join(StateDir(env), "certs"),
 			Htpasswd:        filepath.Join(StateDir(env), "auth", "htpasswd"),
 			AccessLog:       "stderr",
-			RateLimit:       1000,
-			RateBurst:       2000,
-			GCGrace:         time.Hour,
-			UI:              true,
+			RateLimit:       registry.DefaultRequestsPerSecond,
+			RateBurst:       registry.DefaultBurst,
+			GCGrace:         registryapi.DefaultGCGrace,
+			// An hour: a certificate is renewed long before it expires.
+			CertCheckInterval: time.Hour,
+			UI:                true,
 		},
 	}
 }

@@ -32,6 +32,7 @@ func Load(src Sources) (Config, error) {
 		env = func(string) (string, bool) { return "", false }
 	}
 	cfg := Default(env)
+	cfg.Origins = map[string]string{}
 	settings := Settings()
 
 	path, explicit := src.File, src.File != ""
@@ -54,17 +55,19 @@ func Load(src Sources) (Config, error) {
 
 	var errs []error
 	for _, s := range settings {
-		if v, ok := src.Flags[s.Flag]; ok {
-			if err := s.set(&cfg, v); err != nil {
-				errs = append(errs, &Error{Source: "flag --" + s.Flag, Key: s.Key, Err: err})
-			}
+		source, v, ok := "flag --"+s.Flag, "", false
+		if v, ok = src.Flags[s.Flag]; !ok {
+			source = "env " + s.Env()
+			v, ok = env(s.Env())
+		}
+		if !ok {
 			continue
 		}
-		if v, ok := env(s.Env()); ok {
-			if err := s.set(&cfg, v); err != nil {
-				errs = append(errs, &Error{Source: "env " + s.Env(), Key: s.Key, Err: err})
-			}
+		if err := s.set(&cfg, v); err != nil {
+			errs = append(errs, &Error{Source: source, Key: s.Key, Err: err})
+			continue
 		}
+		cfg.Origins[s.Key] = source
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
@@ -120,7 +123,9 @@ func applyYAML(cfg *Config, path string, data []byte, settings []Setting) error 
 				}
 				if err := s.set(cfg, v.Value); err != nil {
 					errs = append(errs, &Error{Source: where, Key: key, Err: err})
+					continue
 				}
+				cfg.Origins[key] = where
 				continue
 			}
 			if isSection(key, byKey) {

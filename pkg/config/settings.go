@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idpbuilder/idpbuilder/internal/units"
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
 )
 
 // Setting is one configurable value, reachable from the file (Key), the
@@ -23,8 +24,11 @@ type Setting struct {
 	Usage string
 	// Bool settings are boolean flags (--tls, not --tls=true).
 	Bool bool
-	set  func(c *Config, v string) error
-	get  func(c *Config) string
+	// Hidden settings are left out of help: knobs for tests and for the
+	// programs that start `registry serve` themselves.
+	Hidden bool
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
 }
 
 // Env is the environment variable for the setting: IDPBUILDER_ and the flag name
@@ -146,14 +150,14 @@ func Settings() []Setting {
 		{
 			Key: "registry.auth", Flag: "auth", Usage: "who must log in: none, push (pushes and deletes) or all (default: push once a user exists, else none)",
 			set: func(c *Config, v string) error {
-				v = strings.ToLower(strings.TrimSpace(v))
-				if v != "none" && v != "push" && v != "all" {
-					return fmt.Errorf("%q is not an auth policy (use none, push or all)", v)
+				p, err := auth.ParsePolicy(v)
+				if err != nil {
+					return err
 				}
-				c.Registry.Auth = v
+				c.Registry.Auth = p
 				return nil
 			},
-			get: func(c *Config) string { return c.Registry.Auth },
+			get: func(c *Config) string { return string(c.Registry.Auth) },
 		},
 		pathSetting("registry.htpasswd", "htpasswd", "the user file (bcrypt htpasswd), managed with 'idpbuilder registry user'", func(c *Config) *string { return &c.Registry.Htpasswd }),
 		{
@@ -217,6 +221,11 @@ func Settings() []Setting {
 			Key: "registry.shutdownTimeout", Flag: "shutdown-timeout", Usage: "how long in-flight requests may finish after SIGINT/SIGTERM",
 			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.ShutdownTimeout }),
 			get: func(c *Config) string { return c.Registry.ShutdownTimeout.String() },
+		},
+		{
+			Key: "registry.certCheckInterval", Flag: "cert-check-interval", Hidden: true, Usage: "how often to check the TLS certificate for renewal",
+			set: durationSetter(func(c *Config) *time.Duration { return &c.Registry.CertCheckInterval }),
+			get: func(c *Config) string { return c.Registry.CertCheckInterval.String() },
 		},
 		{
 			Key: "registry.uploadPurgeAge", Flag: "upload-purge-age", Usage: "delete abandoned uploads older than this",
@@ -337,27 +346,22 @@ func Settings() []Setting {
 				if err != nil {
 					return fmt.Errorf("%q is not true or false", v)
 				}
-				c.Cluster.RegistryTLS = strconv.FormatBool(b)
+				c.Cluster.RegistryTLS = b
 				return nil
 			},
-			get: func(c *Config) string {
-				if c.Cluster.RegistryTLS == "" {
-					return "false"
-				}
-				return c.Cluster.RegistryTLS
-			},
+			get: func(c *Config) string { return strconv.FormatBool(c.Cluster.RegistryTLS) },
 		},
 		{
 			Key: "cluster.registryAuth", Flag: "registry-auth", Usage: "who must log in to the cluster registry: none, push or all (nodes are given credentials)",
 			set: func(c *Config, v string) error {
-				v = strings.ToLower(strings.TrimSpace(v))
-				if v != "none" && v != "push" && v != "all" {
-					return fmt.Errorf("%q is not an auth policy (use none, push or all)", v)
+				p, err := auth.ParsePolicy(v)
+				if err != nil {
+					return err
 				}
-				c.Cluster.RegistryAuth = v
+				c.Cluster.RegistryAuth = p
 				return nil
 			},
-			get: func(c *Config) string { return c.Cluster.RegistryAuth },
+			get: func(c *Config) string { return string(c.Cluster.RegistryAuth) },
 		},
 		{
 			Key: "cluster.inClusterName", Flag: "in-cluster-name", Usage: "registry host name for pods (port 5000)",
@@ -371,6 +375,35 @@ func Settings() []Setting {
 			get: func(c *Config) string { return c.Cluster.InClusterName },
 		},
 	}
+}
+
+// Args renders the settings with the given file keys, in that order, as the
+// command-line flags of `idpbuilder registry serve`: programs that start it
+// (the cluster registry's container and process) name settings by key and
+// never spell a flag, so a renamed flag cannot silently break them. An empty
+// value is left out; a bool is --flag or --flag=false.
+func (c *Config) Args(keys ...string) ([]string, error) {
+	byKey := map[string]Setting{}
+	for _, s := range Settings() {
+		byKey[s.Key] = s
+	}
+	var args []string
+	for _, k := range keys {
+		s, ok := byKey[k]
+		if !ok {
+			return nil, fmt.Errorf("no setting has the key %q", k)
+		}
+		v := s.Get(c)
+		switch {
+		case s.Bool && v == "true":
+			args = append(args, "--"+s.Flag)
+		case s.Bool:
+			args = append(args, "--"+s.Flag+"=false")
+		case v != "":
+			args = append(args, "--"+s.Flag, v)
+		}
+	}
+	return args, nil
 }
 
 // pathSetting is a file or directory path, made absolute; empty clears it.

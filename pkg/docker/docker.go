@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/idpbuilder/idpbuilder/pkg/exec"
@@ -256,4 +257,58 @@ func stderrSays(err error, msgs ...string) bool {
 		}
 	}
 	return false
+}
+
+// ListedContainer is a line of `docker ps`: a container's name and the value of
+// the label asked for.
+type ListedContainer struct {
+	Name  string
+	Label string
+}
+
+// ContainersWithLabel lists every container (running or not) that has the
+// label filter (docker's syntax: "key" or "key=value"), with the value of the
+// label show, sorted by name.
+func (c *Client) ContainersWithLabel(ctx context.Context, filter, show string) ([]ListedContainer, error) {
+	out, err := c.output(ctx, "ps", "--all", "--filter", "label="+filter, "--format", `{{.Names}}\t{{.Label "`+show+`"}}`)
+	if err != nil {
+		return nil, err
+	}
+	var cs []ListedContainer
+	for _, line := range strings.Split(out, "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		name, label, _ := strings.Cut(line, "\t")
+		cs = append(cs, ListedContainer{Name: strings.TrimSpace(name), Label: strings.TrimSpace(label)})
+	}
+	slices.SortFunc(cs, func(a, b ListedContainer) int { return strings.Compare(a.Name, b.Name) })
+	return cs, nil
+}
+
+// In returns a Cmder whose commands run inside a container (docker exec, with
+// the privileges kind's own node commands have). where names the place in
+// errors, e.g. "node dev-control-plane"; an error names the command in the
+// container, not the docker command line around it.
+func (c *Client) In(container, where string) exec.Cmder {
+	return exec.NewCmder(where, func(ctx context.Context, s exec.Spec) (int, error) {
+		args := []string{"exec", "--privileged"}
+		if s.Stdin != nil {
+			args = append(args, "--interactive")
+		}
+		for _, e := range s.Env {
+			args = append(args, "--env", e)
+		}
+		args = append(append(args, container, s.Name), s.Args...)
+		cmd := c.cmd(ctx, args...).SetStdout(s.Stdout).SetStderr(s.Stderr)
+		if s.Stdin != nil {
+			cmd.SetStdin(s.Stdin)
+		}
+		err := cmd.Run()
+		var e *exec.Error
+		if errors.As(err, &e) {
+			return e.ExitCode, e.Err
+		}
+		return 0, err
+	})
 }

@@ -224,3 +224,54 @@ func TestNetworks(t *testing.T) {
 	require.Error(t, c.ConnectNetwork(ctx, "kind", "x"))
 	assert.Equal(t, "docker network connect --alias a1 --alias a2 kind x", rec.Find("docker", "network", "connect")[0].String())
 }
+
+func TestContainersWithLabel(t *testing.T) {
+	c, rec := newClient()
+	rec.On("docker", "ps").Reply(exectest.OK("dev-worker\tworker\ndev-control-plane\tcontrol-plane\n\n"), exectest.OK(""), exectest.Fail(1, "Cannot connect"))
+	got, err := c.ContainersWithLabel(context.Background(), "io.x-k8s.kind.cluster=dev", "io.x-k8s.kind.role")
+	require.NoError(t, err)
+	assert.Equal(t, []ListedContainer{{Name: "dev-control-plane", Label: "control-plane"}, {Name: "dev-worker", Label: "worker"}}, got)
+	assert.Equal(t, `docker ps --all --filter label=io.x-k8s.kind.cluster=dev --format {{.Names}}\t{{.Label "io.x-k8s.kind.role"}}`, rec.Lines()[0])
+
+	got, err = c.ContainersWithLabel(context.Background(), "x", "x")
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	_, err = c.ContainersWithLabel(context.Background(), "x", "x")
+	assert.ErrorContains(t, err, "Cannot connect")
+}
+
+// TestIn: a command in a container is docker exec with the command's own
+// stdin, environment and output; its failure names the command and where it ran.
+func TestIn(t *testing.T) {
+	c, rec := newClient()
+	rec.On("docker", "exec", "--privileged", "dev-control-plane", "cat").Reply(exectest.OK("file content"))
+	rec.On("docker", "exec", "--privileged", "dev-control-plane", "false").Reply(exectest.Fail(3, "it failed\n"))
+	rec.On("docker", "exec", "--privileged", "dev-control-plane", "missing").Reply(exectest.Response{Err: exec.ErrNotFound})
+	node := c.In("dev-control-plane", "node dev-control-plane")
+	ctx := context.Background()
+
+	out, err := exec.OutputString(node.Command(ctx, "cat", "/etc/hosts"))
+	require.NoError(t, err)
+	assert.Equal(t, "file content", out)
+
+	require.NoError(t, node.Command(ctx, "sh", "-c", "cat > f").SetStdin(strings.NewReader("data")).SetEnv("A=1", "B=2").Run())
+	calls := rec.Calls()
+	assert.Equal(t, []string{"docker", "exec", "--privileged", "--interactive", "--env", "A=1", "--env", "B=2", "dev-control-plane", "sh", "-c", "cat > f"}, calls[1].Argv)
+	assert.Equal(t, "data", string(calls[1].Stdin))
+
+	var stderr bytes.Buffer
+	err = node.Command(ctx, "false").SetStderr(&stderr).Run()
+	var e *exec.Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "node dev-control-plane", e.Where)
+	assert.Equal(t, []string{"false"}, e.Argv)
+	assert.Equal(t, 3, e.ExitCode)
+	assert.Equal(t, "it failed", e.Stderr)
+	assert.Equal(t, "it failed\n", stderr.String())
+	assert.Equal(t, "on node dev-control-plane: false: exit status 3: it failed", err.Error())
+
+	err = node.Command(ctx, "missing").Run()
+	require.ErrorAs(t, err, &e)
+	assert.True(t, exec.NotFound(err))
+	assert.Equal(t, -1, e.ExitCode)
+}

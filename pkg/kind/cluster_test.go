@@ -3,14 +3,12 @@ package kind
 import (
 	"context"
 	"errors"
-	"io"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	kindexec "sigs.k8s.io/kind/pkg/exec"
 
+	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/exec"
 	"github.com/idpbuilder/idpbuilder/pkg/exec/exectest"
 )
@@ -18,7 +16,7 @@ import (
 // recordedCluster is a cluster named dev whose nodes' commands go to a recorder.
 func recordedCluster(nodes ...string) (*Cluster, *exectest.Recorder) {
 	rec := exectest.New()
-	c := &Cluster{Name: "dev", listNodes: func() ([]Node, error) {
+	c := &Cluster{Name: "dev", listNodes: func(context.Context) ([]Node, error) {
 		var ns []Node
 		for _, n := range nodes {
 			role := "worker"
@@ -34,29 +32,29 @@ func recordedCluster(nodes ...string) (*Cluster, *exectest.Recorder) {
 
 func TestNodes(t *testing.T) {
 	c, _ := recordedCluster("dev-worker2", "dev-control-plane", "dev-worker")
-	ns, err := c.Nodes()
+	ns, err := c.Nodes(context.Background())
 	require.NoError(t, err)
 	var names []string
 	for _, n := range ns {
 		names = append(names, n.String())
 	}
 	assert.Equal(t, []string{"dev-control-plane", "dev-worker", "dev-worker2"}, names)
-	cp, err := c.ControlPlane()
+	cp, err := c.ControlPlane(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "dev-control-plane", cp.Name)
 
 	workers, _ := recordedCluster("dev-worker")
-	_, err = workers.ControlPlane()
+	_, err = workers.ControlPlane(context.Background())
 	assert.ErrorContains(t, err, `cluster "dev" has no control-plane node`)
 
 	empty, _ := recordedCluster()
-	_, err = empty.Nodes()
+	_, err = empty.Nodes(context.Background())
 	assert.ErrorContains(t, err, `cluster "dev" has no nodes`)
-	_, err = empty.ControlPlane()
+	_, err = empty.ControlPlane(context.Background())
 	assert.Error(t, err)
 
-	broken := &Cluster{Name: "dev", listNodes: func() ([]Node, error) { return nil, errors.New("docker ps: boom") }}
-	_, err = broken.Nodes()
+	broken := &Cluster{Name: "dev", listNodes: func(context.Context) ([]Node, error) { return nil, errors.New("docker ps: boom") }}
+	_, err = broken.Nodes(context.Background())
 	assert.ErrorContains(t, err, `list nodes of "dev": docker ps: boom`)
 	assert.Error(t, broken.WireNodes(context.Background(), testRegistry))
 	assert.Error(t, broken.ApplyObjects(context.Background(), testRegistry))
@@ -65,32 +63,33 @@ func TestNodes(t *testing.T) {
 	assert.Error(t, err)
 }
 
-// localKindNode is a kind node that is this machine: kind's own local Cmder
-// runs its commands, so nodeRunner is tested against kind's real Cmd and
-// RunError, with real processes.
-type localKindNode struct{ *kindexec.LocalCmder }
-
-func (localKindNode) String() string               { return "local" }
-func (localKindNode) Role() (string, error)        { return "control-plane", nil }
-func (localKindNode) IP() (string, string, error)  { return "127.0.0.1", "", nil }
-func (localKindNode) SerialLogs(w io.Writer) error { return nil }
-
-func TestNodeRunner(t *testing.T) {
+// TestDockerNodes: nodes are the kind-labelled containers of the cluster, as
+// docker lists them, without the external load balancer; commands in them go
+// through docker exec.
+func TestDockerNodes(t *testing.T) {
 	ctx := context.Background()
-	n := Node{Name: "local", Exec: exec.NewCmder("node local", nodeRunner(localKindNode{&kindexec.LocalCmder{}}))}
+	rec := exectest.New()
+	c := New("dev", &docker.Client{Exec: rec}, nil)
+	rec.On("docker", "ps").Reply(
+		exectest.OK("dev-worker\tworker\ndev-external-load-balancer\texternal-load-balancer\ndev-control-plane\tcontrol-plane\n"),
+		exectest.OK(""),
+		exectest.Fail(1, "Cannot connect to the Docker daemon"))
+	rec.On("docker", "exec", "--privileged", "dev-worker", "cat").Reply(exectest.OK("hello"))
 
-	out, err := exec.OutputString(n.command(ctx, "sh", "-c", `cat; printf " $GREETING"`).SetStdin(strings.NewReader("in")).SetEnv("GREETING=hi"))
+	ns, err := c.Nodes(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "in hi", out)
+	require.Len(t, ns, 2)
+	assert.Equal(t, Node{Name: "dev-control-plane", Role: "control-plane"}, Node{Name: ns[0].Name, Role: ns[0].Role})
+	assert.Equal(t, "worker", ns[1].Role)
+	out, err := exec.OutputString(ns[1].command(ctx, "cat", "/f"))
+	require.NoError(t, err)
+	assert.Equal(t, "hello", out)
+	assert.Equal(t, `docker ps --all --filter label=io.x-k8s.kind.cluster=dev --format {{.Names}}\t{{.Label "io.x-k8s.kind.role"}}`, rec.Lines()[0])
+	assert.Equal(t, "docker exec --privileged dev-worker cat /f", rec.Lines()[1])
 
-	err = n.command(ctx, "sh", "-c", "echo broken >&2; exit 3").Run()
-	var e *exec.Error
-	require.ErrorAs(t, err, &e)
-	assert.Equal(t, 3, e.ExitCode)
-	assert.Equal(t, "broken", e.Stderr)
-	assert.Equal(t, "on node local: sh -c echo broken >&2; exit 3: exit status 3: broken", err.Error(), "names the command in the node, not kind's")
-
-	err = n.command(ctx, "idpbuilder-no-such-program").Run()
-	require.ErrorAs(t, err, &e)
-	assert.Equal(t, -1, e.ExitCode)
+	ok, err := c.Exists(ctx)
+	require.NoError(t, err)
+	assert.False(t, ok, "no container has the label")
+	_, err = c.Exists(ctx)
+	assert.ErrorContains(t, err, "list kind clusters")
 }

@@ -48,28 +48,44 @@ var legacyMirrors = regexp.MustCompile(`registry\.mirrors|registry\.configs|\.re
 // ErrLegacyMirrors is returned for user patches that use registry.mirrors.
 var ErrLegacyMirrors = errors.New(`the kind config uses containerd's legacy "registry.mirrors"/"registry.configs", which cannot be combined with config_path (kubelet fails to start on containerd 2.x nodes): describe extra registries as hosts.toml files under ` + CertsDir + ` instead (see docs/kind.md)`)
 
+// ConfigError is a kind config that cannot be used: unreadable, not a kind
+// config, or one whose containerd settings conflict with the wiring.
+type ConfigError struct {
+	Path string
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	if e.Path == "" {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("kind config %s: %v", e.Path, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // LoadConfig reads a user's kind config (empty path: none) and adds our
-// containerd patch. Unknown fields are errors.
+// containerd patch. Unknown fields are errors; every error is a *ConfigError.
 func LoadConfig(path string) (*v1alpha4.Cluster, error) {
 	cfg := &v1alpha4.Cluster{}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("read kind config: %w", err)
+			return nil, &ConfigError{Err: fmt.Errorf("read kind config: %w", err)}
 		}
 		if err := yaml.UnmarshalStrict(data, cfg); err != nil {
-			return nil, fmt.Errorf("kind config %s: %w", path, err)
+			return nil, &ConfigError{Path: path, Err: err}
 		}
 		if cfg.Kind != "" && cfg.Kind != "Cluster" {
-			return nil, fmt.Errorf("kind config %s: kind is %q, want Cluster", path, cfg.Kind)
+			return nil, &ConfigError{Path: path, Err: fmt.Errorf("kind is %q, want Cluster", cfg.Kind)}
 		}
 		if cfg.APIVersion != "" && cfg.APIVersion != "kind.x-k8s.io/v1alpha4" {
-			return nil, fmt.Errorf("kind config %s: apiVersion %q is not supported (use kind.x-k8s.io/v1alpha4)", path, cfg.APIVersion)
+			return nil, &ConfigError{Path: path, Err: fmt.Errorf("apiVersion %q is not supported (use kind.x-k8s.io/v1alpha4)", cfg.APIVersion)}
 		}
 	}
 	for _, p := range cfg.ContainerdConfigPatches {
 		if legacyMirrors.MatchString(p) {
-			return nil, fmt.Errorf("kind config %s: %w", path, ErrLegacyMirrors)
+			return nil, &ConfigError{Path: path, Err: ErrLegacyMirrors}
 		}
 	}
 	cfg.Kind, cfg.APIVersion = "Cluster", "kind.x-k8s.io/v1alpha4"

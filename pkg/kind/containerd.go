@@ -129,7 +129,7 @@ func (c *Cluster) ContainerdRegistry(ctx context.Context, n Node) (RegistryConfi
 // plain kind cluster whose containerd is 2.2 or newer. Otherwise it returns a
 // *ForeignClusterError.
 func (c *Cluster) CheckWiringPossible(ctx context.Context) error {
-	ns, err := c.Nodes()
+	ns, err := c.Nodes(ctx)
 	if err != nil {
 		return err
 	}

@@ -147,7 +147,7 @@ func TestContainerdRegistryOddVersion(t *testing.T) {
 	c, rec := recordedCluster("dev-control-plane")
 	rec.On("containerd", "config", "dump").Reply(exectest.OK(readDump(t, "dump-2.4-plain.toml")))
 	rec.On("containerd", "--version").Reply(exectest.OK("v2.4.2\n"))
-	ns, err := c.Nodes()
+	ns, err := c.Nodes(context.Background())
 	require.NoError(t, err)
 	rc, err := c.ContainerdRegistry(context.Background(), ns[0])
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/idpbuilder/idpbuilder/pkg/exec"
+	"github.com/idpbuilder/idpbuilder/pkg/hoststoml"
 )
 
 // Registry is what the cluster needs to know about the registry: its names and
@@ -52,24 +53,20 @@ func (r Registry) Names() []string {
 }
 
 // HostsTOML is the containerd host config that sends pulls for one of the
-// registry's names (name) to NodeURL. The explicit [host] entry matters: with
-// config_path set, containerd no longer treats localhost as plain HTTP on its own.
+// registry's names (name) to NodeURL, trusting the CA and sending the nodes'
+// login when the registry has them.
 func (r Registry) HostsTOML(name string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n", r.NodeURL, r.NodeURL)
+	f := hoststoml.File{Server: r.NodeURL, Authorization: r.Authorization}
 	if len(r.CAPEM) > 0 {
-		fmt.Fprintf(&b, "  ca = %q\n", CertsDir+"/"+name+"/ca.crt")
+		f.CA = CertsDir + "/" + name + "/ca.crt"
 	}
-	if r.Authorization != "" {
-		fmt.Fprintf(&b, "  [host.%q.header]\n    Authorization = [%q]\n", r.NodeURL, r.Authorization)
-	}
-	return b.String()
+	return f.String()
 }
 
 // WireNodes writes hosts.toml for every registry name on every node. containerd
 // reads the directory on each pull, so no restart is needed.
 func (c *Cluster) WireNodes(ctx context.Context, r Registry) error {
-	ns, err := c.Nodes()
+	ns, err := c.Nodes(ctx)
 	if err != nil {
 		return err
 	}
@@ -162,7 +159,7 @@ func (r Registry) objects() map[string]any {
 // ApplyObjects applies the registry's cluster objects and makes the in-cluster
 // name resolve in pods (a hosts entry in CoreDNS pointing at the Service).
 func (c *Cluster) ApplyObjects(ctx context.Context, r Registry) error {
-	cp, err := c.ControlPlane()
+	cp, err := c.ControlPlane(ctx)
 	if err != nil {
 		return err
 	}
@@ -275,7 +272,7 @@ func (w WiringStatus) OK() bool {
 // Wiring inspects the nodes and the cluster objects.
 func (c *Cluster) Wiring(ctx context.Context, r Registry) (WiringStatus, error) {
 	var ws WiringStatus
-	ns, err := c.Nodes()
+	ns, err := c.Nodes(ctx)
 	if err != nil {
 		return ws, err
 	}
@@ -294,7 +291,7 @@ func (c *Cluster) Wiring(ctx context.Context, r Registry) (WiringStatus, error) 
 		}
 		ws.Nodes = append(ws.Nodes, nw)
 	}
-	cp, err := c.ControlPlane()
+	cp, err := c.ControlPlane(ctx)
 	if err != nil {
 		return ws, err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/internal/atomicfile"
 )
 
 // engine is distribution: its HTTP app, plus our own handle on the same
@@ -269,7 +269,7 @@ func prepareDataDir(dir string) (string, error) {
 		return "", &DataDirError{Dir: dir, Err: err}
 	}
 	secret := rand.Text()
-	if err := auth.WriteFileAtomic(path, []byte(secret), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(secret), 0o600); err != nil {
 		return "", &DataDirError{Dir: dir, Err: err}
 	}
 	return secret, nil

@@ -16,6 +16,10 @@ const (
 	DefaultBurst             = 2000
 )
 
+// DefaultUploadPurgeAge is how old an abandoned upload must be before it is
+// deleted: long enough for a resumed push after a weekend.
+const DefaultUploadPurgeAge = 7 * 24 * time.Hour
+
 // RateLimit configures per-client rate limiting; zero values mean the defaults.
 // Clients on this machine's loopback are never limited: a local registry must
 // not refuse its own user's bulk work (a CI job mirroring 1,000 repositories,

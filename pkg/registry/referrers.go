@@ -21,7 +21,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/idpbuilder/idpbuilder/pkg/auth"
+	"github.com/idpbuilder/idpbuilder/internal/atomicfile"
 )
 
 // Referrers pagination: a page holds at most this many descriptors, and stays
@@ -84,7 +84,7 @@ func (x *referrersIndex) open(ctx context.Context) error {
 	if err := os.MkdirAll(x.dir, 0o700); err != nil {
 		return fmt.Errorf("referrers index: %w", err)
 	}
-	if err := auth.WriteFileAtomic(filepath.Join(x.dir, referrersMarker), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(x.dir, referrersMarker), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("referrers index: %w", err)
 	}
 	lvl := slog.LevelDebug // a new data dir: nothing to say
@@ -250,7 +250,7 @@ func (x *referrersIndex) writeLocked(repo string, subject digest.Digest, list []
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return err
 		}
-		if err := auth.WriteFileAtomic(path, b, 0o600); err != nil {
+		if err := atomicfile.Write(path, b, 0o600); err != nil {
 			return err
 		}
 	}

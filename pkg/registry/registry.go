@@ -31,7 +31,8 @@ type Options struct {
 	ExtraAddrs []string
 	// DataDir is the filesystem storage root.
 	DataDir string
-	// UploadPurgeAge is the age after which abandoned uploads are deleted (default 168h).
+	// UploadPurgeAge is the age after which abandoned uploads are deleted
+	// (DefaultUploadPurgeAge when zero).
 	UploadPurgeAge time.Duration
 	// Logger receives idpbuilder's own registry logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -115,7 +116,7 @@ func New(opts Options) *Registry {
 		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
 	if opts.UploadPurgeAge == 0 {
-		opts.UploadPurgeAge = 168 * time.Hour
+		opts.UploadPurgeAge = DefaultUploadPurgeAge
 	}
 	if opts.GCGrace <= 0 {
 		opts.GCGrace = registryapi.DefaultGCGrace

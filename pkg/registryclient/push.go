@@ -168,6 +168,15 @@ func (c *Client) Push(ctx context.Context, src Source, ref name.Reference, progr
 	return nil
 }
 
+// Delete deletes the manifest ref names (by digest: a tag alone is not deleted
+// by an OCI registry); its blobs stay until garbage collection.
+func (c *Client) Delete(ctx context.Context, ref name.Reference) error {
+	if err := remote.Delete(ref, c.remoteOpts(ctx)...); err != nil {
+		return fmt.Errorf("delete %s: %w", ref, err)
+	}
+	return nil
+}
+
 // IsLayout reports whether path is an OCI image layout directory.
 func IsLayout(path string) bool {
 	_, err := os.Stat(filepath.Join(path, "oci-layout"))

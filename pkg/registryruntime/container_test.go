@@ -24,8 +24,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/idpbuilder/idpbuilder/pkg/auth"
 	"github.com/idpbuilder/idpbuilder/pkg/docker"
 	"github.com/idpbuilder/idpbuilder/pkg/exec/exectest"
+	"github.com/idpbuilder/idpbuilder/pkg/registryclient"
 )
 
 var (
@@ -84,7 +86,7 @@ func inspect(t *testing.T, c *Container, running bool, labels map[string]string)
 		status = "exited"
 	}
 	b, err := json.Marshal([]map[string]any{{
-		"Id": "0123abcd", "Name": "/" + c.Opts.Name, "RestartCount": 0,
+		"Id": "0123abcd", "Name": "/" + c.Opts.ContainerName(), "RestartCount": 0,
 		"Config":          map[string]any{"Image": "idpbuilder.local/registry:x", "Labels": labels},
 		"State":           map[string]any{"Running": running, "Status": status},
 		"NetworkSettings": map[string]any{"Networks": map[string]any{"kind": map[string]string{"IPAddress": "172.18.0.3"}}},
@@ -100,8 +102,8 @@ func newContainer(t *testing.T, port int, certDir string) (*Container, *exectest
 	rec.On("docker", "version").Reply(exectest.OK("28.2.2 linux " + runtime.GOARCH))
 	c := &Container{
 		Docker: &docker.Client{Exec: rec},
-		Opts: ContainerOptions{
-			Name: "dev-registry", Cluster: "dev", Network: "kind", HostPort: port,
+		Opts: Options{
+			Cluster: "dev", Network: "kind", HostPort: port,
 			DataDir: filepath.Join(t.TempDir(), "data"), Binary: tinyBinary(t), CertDir: certDir,
 		},
 		Ready: 5 * time.Second,
@@ -113,7 +115,9 @@ func newContainer(t *testing.T, port int, certDir string) (*Container, *exectest
 func ourLabels(t *testing.T, c *Container) map[string]string {
 	img, err := BuildImage(c.Opts.Binary, runtime.GOARCH)
 	require.NoError(t, err)
-	return map[string]string{LabelRole: "registry", LabelBinaryDigest: img.Digest, LabelConfig: c.configDigest()}
+	args, err := c.serveArgs()
+	require.NoError(t, err)
+	return map[string]string{LabelRole: "registry", LabelBinaryDigest: img.Digest, LabelConfig: configDigest(args)}
 }
 
 // TestContainerEnsureFresh: nothing there yet. The image is loaded, the
@@ -131,7 +135,7 @@ func TestContainerEnsureFresh(t *testing.T) {
 	ep, err := c.Ensure(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, &Endpoint{
-		Mode: "container", HostAddr: fmt.Sprintf("localhost:%d", port), NodeURL: "http://dev-registry:5000",
+		Mode: ModeContainer, HostAddr: fmt.Sprintf("localhost:%d", port), NodeURL: "http://dev-registry:5000",
 		NodeHost: "dev-registry:5000", ClusterIP: "172.18.0.3", ClusterPort: 5000,
 	}, ep)
 
@@ -140,7 +144,7 @@ func TestContainerEnsureFresh(t *testing.T) {
 		"--label io.idpbuilder.role=registry --label io.idpbuilder.cluster=dev "+
 		"--label io.idpbuilder.binary-digest=%s --label io.idpbuilder.config=%s "+
 		"%s --addr 0.0.0.0:5000 --data-dir /var/lib/registry --rate-limit 0",
-		port, c.Opts.DataDir, os.Getuid(), os.Getgid(), img.Digest, c.configDigest(), img.Tag)
+		port, c.Opts.DataDir, os.Getuid(), os.Getgid(), img.Digest, ourLabels(t, c)[LabelConfig], img.Tag)
 	assert.Equal(t, []string{
 		"docker version --format {{.Server.Version}} {{.Server.Os}} {{.Server.Arch}}",
 		"docker image inspect --format {{.Id}} " + img.Tag,
@@ -293,7 +297,7 @@ func TestContainerTLS(t *testing.T) {
 	port, certDir := readyServer(t, true, http.StatusOK)
 	c, rec := newContainer(t, port, certDir)
 	c.Opts.TLSNames = []string{"dev-registry", "registry.local"}
-	c.Opts.Htpasswd, c.Opts.Auth = "/home/u/.config/idpbuilder/htpasswd", "all"
+	c.Opts.Htpasswd, c.Opts.Auth = "/home/u/.config/idpbuilder/htpasswd", auth.PolicyAll
 	rec.On("docker", "container", "inspect").Reply(exectest.Fail(1, noSuchContainer), inspect(t, c, true, ourLabels(t, c)))
 	ep, err := c.Ensure(context.Background())
 	require.NoError(t, err)
@@ -304,36 +308,35 @@ func TestContainerTLS(t *testing.T) {
 
 	// The same server, without its CA: not trusted.
 	c.Opts.CertDir = t.TempDir()
-	_, err = probeClient(c.Opts.CertDir).Get(c.probeURL() + "/readyz")
-	assert.ErrorContains(t, err, "certificate")
+	base := fmt.Sprintf("https://127.0.0.1:%d", port)
+	assert.ErrorContains(t, registryclient.Ready(context.Background(), registryclient.TrustingCAs(filepath.Join(c.Opts.CertDir, "ca.crt")), base), "certificate")
 }
 
 func TestContainerStateStopRemove(t *testing.T) {
 	ctx := context.Background()
 	c, rec := newContainer(t, 5001, "")
-	assert.Equal(t, "container", c.Mode())
+	assert.Equal(t, ModeContainer, c.Mode())
 	assert.Equal(t, "dev-registry", c.Describe())
 
 	rec.On("docker", "container", "inspect").Reply(exectest.Fail(1, noSuchContainer))
-	state, restarts, err := c.State(ctx)
+	state, err := c.State(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "missing", state)
-	assert.Zero(t, restarts)
+	assert.Equal(t, State{Status: StatusMissing}, state)
 	assert.ErrorContains(t, c.Stop(ctx), "no registry container dev-registry")
 	_, err = c.Endpoint(ctx)
 	assert.ErrorContains(t, err, "registry container dev-registry does not exist")
 
 	rec.On("docker", "container", "inspect").Reply(inspect(t, c, false, nil))
-	state, _, err = c.State(ctx)
+	state, err = c.State(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "exited", state)
+	assert.Equal(t, "exited", state.Status)
 	require.NoError(t, c.Stop(ctx))
 	require.NoError(t, c.Remove(ctx))
 	assert.Contains(t, rec.Lines(), "docker stop --time 35 dev-registry", "time for the graceful shutdown")
 	assert.Contains(t, rec.Lines(), "docker rm -f --volumes dev-registry")
 
 	rec.On("docker", "container", "inspect").Reply(exectest.Fail(1, "permission denied"))
-	_, _, err = c.State(ctx)
+	_, err = c.State(ctx)
 	assert.Error(t, err)
 	assert.Error(t, c.Stop(ctx))
 	_, err = c.Endpoint(ctx)
@@ -351,6 +354,6 @@ func TestWaitReadyStopsWithContext(t *testing.T) {
 	port, _ := readyServer(t, false, http.StatusServiceUnavailable)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := waitReadyWith(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d", port), time.Minute)
+	err := waitReady(ctx, Options{HostPort: port}, time.Minute)
 	assert.True(t, errors.Is(err, context.Canceled), err)
 }

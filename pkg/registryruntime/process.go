@@ -15,45 +15,17 @@ import (
 	"time"
 )
 
-// ProcessOptions configure a registry run as a detached host process.
-type ProcessOptions struct {
-	// HostPort is the port on 127.0.0.1 (and on ListenIP).
-	HostPort int
-	// ListenIP is a second address to listen on, reachable from cluster nodes: the
-	// kind network's gateway on Linux. Empty where nodes reach the host otherwise
-	// (Docker Desktop's host.docker.internal forwards to the host's loopback).
-	ListenIP string
-	// NodeHostName is how nodes name this machine: ListenIP, or host.docker.internal.
-	NodeHostName string
-	// DataDir is the registry storage.
-	DataDir string
-	// StateDir holds the pid file and the log.
-	StateDir string
-	// Binary is the idpbuilder executable to run.
-	Binary string
-	// CertDir, when set, turns on TLS with the CA and certificate kept there.
-	CertDir string
-	// TLSNames are extra names for the certificate (the listen addresses are added by serve).
-	TLSNames []string
-	// Htpasswd and Auth, when set, turn on authentication (policy push or all).
-	Htpasswd string
-	Auth     string
-	// UIClusterHost is how pods name the registry (registry.local:5000), for
-	// the web UI's kubectl commands.
-	UIClusterHost string
-}
-
 // Process runs the registry as `idpbuilder registry serve` detached from the
 // terminal, for engines that cannot run our binary in a container (macOS,
 // Windows) or when chosen with --registry-mode=process. Nothing restarts it after
 // a crash: `registry status` reports it and `registry start` or `create` restart it.
 type Process struct {
-	Opts  ProcessOptions
+	Opts  Options
 	Ready time.Duration
 }
 
 // Mode implements Runtime.
-func (p *Process) Mode() string { return "process" }
+func (p *Process) Mode() Mode { return ModeProcess }
 
 // Describe implements Runtime.
 func (p *Process) Describe() string { return "pid file " + p.pidFile() }
@@ -98,21 +70,21 @@ func isZombie(stat []byte) bool {
 }
 
 // State implements Runtime.
-func (p *Process) State(context.Context) (string, int, error) {
+func (p *Process) State(context.Context) (State, error) {
 	if p.pid() != 0 {
-		return "running", 0, nil
+		return State{Status: StatusRunning}, nil
 	}
 	if _, err := os.Stat(p.pidFile()); err == nil {
-		return "exited", 0, nil
+		return State{Status: "exited"}, nil
 	}
-	return "missing", 0, nil
+	return State{Status: StatusMissing}, nil
 }
 
 // Endpoint implements Runtime.
 func (p *Process) Endpoint(context.Context) (*Endpoint, error) {
 	nodeHost := fmt.Sprintf("%s:%d", p.Opts.NodeHostName, p.Opts.HostPort)
 	return &Endpoint{
-		Mode:        "process",
+		Mode:        ModeProcess,
 		HostAddr:    fmt.Sprintf("localhost:%d", p.Opts.HostPort),
 		NodeURL:     scheme(p.Opts.CertDir) + "://" + nodeHost,
 		NodeHost:    nodeHost,
@@ -126,13 +98,16 @@ func (p *Process) Ensure(ctx context.Context) (*Endpoint, error) {
 	if p.Opts.NodeHostName == "" {
 		return nil, errors.New("cluster nodes have no address to reach a registry process on this machine: the kind network does not exist or has no IPv4 gateway (create the cluster first)")
 	}
-	base := probeURL(p.Opts.CertDir, p.Opts.HostPort)
+	args, err := p.args()
+	if err != nil {
+		return nil, err
+	}
 	if pid := p.pid(); pid != 0 {
 		same := false
 		if prev, err := os.ReadFile(p.argsFile()); err == nil {
-			same = string(prev) == strings.Join(p.args(), "\n")
+			same = string(prev) == strings.Join(args, "\n")
 		}
-		if same && waitReadyWith(ctx, probeClient(p.Opts.CertDir), base, 5*time.Second) == nil {
+		if same && waitReady(ctx, p.Opts, 5*time.Second) == nil {
 			return p.Endpoint(ctx)
 		}
 		// Other settings, or alive but not answering: replace it.
@@ -140,13 +115,13 @@ func (p *Process) Ensure(ctx context.Context) (*Endpoint, error) {
 			return nil, err
 		}
 	}
-	if err := p.start(ctx, base); err != nil {
+	if err := p.start(ctx, args); err != nil {
 		return nil, err
 	}
 	return p.Endpoint(ctx)
 }
 
-func (p *Process) start(ctx context.Context, base string) error {
+func (p *Process) start(ctx context.Context, args []string) error {
 	// A port held by something else would only show as the child's exit, in
 	// the words of `registry serve`: say it plainly first.
 	var lc net.ListenConfig
@@ -165,7 +140,6 @@ func (p *Process) start(ctx context.Context, base string) error {
 		return fmt.Errorf("open registry log: %w", err)
 	}
 	defer logf.Close()
-	args := p.args()
 	if err := os.WriteFile(p.argsFile(), []byte(strings.Join(args, "\n")), 0o600); err != nil {
 		return fmt.Errorf("write registry args: %w", err)
 	}
@@ -187,7 +161,7 @@ func (p *Process) start(ctx context.Context, base string) error {
 	readyCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan error, 1)
-	go func() { ready <- waitReadyWith(readyCtx, probeClient(p.Opts.CertDir), base, p.readyTimeout()) }()
+	go func() { ready <- waitReady(readyCtx, p.Opts, p.readyTimeout()) }()
 	select {
 	case err := <-ready:
 		if err != nil {
@@ -202,28 +176,22 @@ func (p *Process) start(ctx context.Context, base string) error {
 }
 
 // args are the process's arguments; a change of them replaces the process.
-func (p *Process) args() []string {
-	args := []string{"registry", "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", p.Opts.HostPort),
-		"--data-dir", p.Opts.DataDir, "--log-format", "json",
-		// Every client is on this machine, the nodes included: no request-rate
-		// limit (see Container.serveArgs); failed logins still are limited.
-		"--rate-limit", "0"}
+func (p *Process) args() ([]string, error) {
+	sv := serve{addr: fmt.Sprintf("127.0.0.1:%d", p.Opts.HostPort), dataDir: p.Opts.DataDir, opts: p.Opts, logJSON: true}
 	if p.Opts.ListenIP != "" {
-		args = append(args, "--extra-addrs", fmt.Sprintf("%s:%d", p.Opts.ListenIP, p.Opts.HostPort))
+		sv.extraAddrs = []string{fmt.Sprintf("%s:%d", p.Opts.ListenIP, p.Opts.HostPort)}
 	}
 	if p.Opts.CertDir != "" {
-		args = append(args, "--tls", "--cert-dir", p.Opts.CertDir, "--cert-check-interval", "5s")
-		if len(p.Opts.TLSNames) > 0 {
-			args = append(args, "--tls-names", strings.Join(p.Opts.TLSNames, ","))
-		}
+		sv.certDir, sv.tlsNames = p.Opts.CertDir, p.Opts.TLSNames
 	}
-	if p.Opts.Htpasswd != "" {
-		args = append(args, "--htpasswd", p.Opts.Htpasswd, "--auth", p.Opts.Auth)
+	if p.Opts.authOn() {
+		sv.htpasswd = p.Opts.Htpasswd
 	}
-	if p.Opts.UIClusterHost != "" {
-		args = append(args, "--ui-cluster-host", p.Opts.UIClusterHost)
+	args, err := sv.args()
+	if err != nil {
+		return nil, err
 	}
-	return args
+	return append([]string{"registry", "serve"}, args...), nil
 }
 
 func (p *Process) argsFile() string { return filepath.Join(p.Opts.StateDir, "registry.args") }

@@ -56,7 +56,7 @@ func freePort(t *testing.T) int {
 func newProcess(t *testing.T) *Process {
 	t.Helper()
 	state := t.TempDir()
-	p := &Process{Opts: ProcessOptions{
+	p := &Process{Opts: Options{
 		HostPort: freePort(t), NodeHostName: "host.docker.internal",
 		DataDir: filepath.Join(state, "registry"), StateDir: state, Binary: idpbuilderBinary(t),
 	}, Ready: 30 * time.Second}
@@ -69,27 +69,29 @@ func newProcess(t *testing.T) *Process {
 func TestProcessLifecycle(t *testing.T) {
 	ctx := context.Background()
 	p := newProcess(t)
-	assert.Equal(t, "process", p.Mode())
+	assert.Equal(t, ModeProcess, p.Mode())
 	assert.Equal(t, "pid file "+filepath.Join(p.Opts.StateDir, "registry.pid"), p.Describe())
-	state, _, err := p.State(ctx)
+	st, err := p.State(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "missing", state)
+	assert.Equal(t, "missing", st.Status)
 
 	ep, err := p.Ensure(ctx)
 	require.NoError(t, err)
 	port := p.Opts.HostPort
 	assert.Equal(t, &Endpoint{
-		Mode: "process", HostAddr: fmt.Sprintf("localhost:%d", port), NodeURL: fmt.Sprintf("http://host.docker.internal:%d", port),
+		Mode: ModeProcess, HostAddr: fmt.Sprintf("localhost:%d", port), NodeURL: fmt.Sprintf("http://host.docker.internal:%d", port),
 		NodeHost: fmt.Sprintf("host.docker.internal:%d", port), ClusterPort: port,
 	}, ep)
 	first := p.pid()
 	require.NotZero(t, first)
-	state, _, err = p.State(ctx)
+	st, err = p.State(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "running", state)
+	assert.Equal(t, "running", st.Status)
 	args, err := os.ReadFile(filepath.Join(p.Opts.StateDir, "registry.args"))
 	require.NoError(t, err)
-	assert.Equal(t, strings.Join(p.args(), "\n"), string(args))
+	want, err := p.args()
+	require.NoError(t, err)
+	assert.Equal(t, strings.Join(want, "\n"), string(args))
 	assert.FileExists(t, p.LogFile())
 
 	_, err = p.Ensure(ctx)
@@ -102,20 +104,22 @@ func TestProcessLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, first, p.pid())
 	assert.Equal(t, "127.0.0.2", ep.ClusterIP)
-	assert.Contains(t, p.args(), fmt.Sprintf("127.0.0.2:%d", port))
+	args2, err := p.args()
+	require.NoError(t, err)
+	assert.Contains(t, args2, fmt.Sprintf("127.0.0.2:%d", port))
 	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.2:%d", port))
 	require.NoError(t, err, "it listens on the nodes' address too")
 	conn.Close()
 
 	require.NoError(t, p.Stop(ctx))
-	state, _, err = p.State(ctx)
+	st, err = p.State(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "exited", state, "the pid file stays for status")
+	assert.Equal(t, "exited", st.Status, "the pid file stays for status")
 	require.NoError(t, p.Stop(ctx), "stopping a stopped registry is done")
 	require.NoError(t, p.Remove(ctx))
-	state, _, err = p.State(ctx)
+	st, err = p.State(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "missing", state)
+	assert.Equal(t, "missing", st.Status)
 }
 
 func TestProcessFailures(t *testing.T) {
@@ -169,7 +173,7 @@ func TestProcessFailures(t *testing.T) {
 // TestProcessPid: a pid file whose process is gone, or is not our registry
 // (the pid was reused), is not a running registry.
 func TestProcessPid(t *testing.T) {
-	p := &Process{Opts: ProcessOptions{StateDir: t.TempDir(), DataDir: "/nowhere/registry"}}
+	p := &Process{Opts: Options{StateDir: t.TempDir(), DataDir: "/nowhere/registry"}}
 	write := func(s string) {
 		require.NoError(t, os.WriteFile(p.pidFile(), []byte(s), 0o600))
 	}
@@ -208,7 +212,7 @@ func TestTailFile(t *testing.T) {
 // TestProcessStopCancelled: while a registry takes its time to stop, a
 // cancelled caller is answered at once.
 func TestProcessStopCancelled(t *testing.T) {
-	p := &Process{Opts: ProcessOptions{StateDir: t.TempDir(), DataDir: "/idpbuilder-test-data-dir"}}
+	p := &Process{Opts: Options{StateDir: t.TempDir(), DataDir: "/idpbuilder-test-data-dir"}}
 	cmd := exec.Command("sh", "-c", `trap "" TERM; while :; do sleep 1; done`, p.Opts.DataDir)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })

@@ -323,6 +323,8 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 			t.Fatalf("create output lacks %q:\n%s", want, out)
 		}
 	}
+	requireSteps(t, out, "Creating cluster", "Starting the registry "+mode, "Wiring 1 node(s)", "Publishing kube-public/local-registry-hosting",
+		"Checking that 1 node(s) pull from the registry")
 
 	// What containerd runs with, not what config.toml says: on containerd 2.x a
 	// key under the wrong plugin name is in the file and ignored.
@@ -429,6 +431,10 @@ func testKindFlow(t *testing.T, h *kindHarness, mode string, kill func(*testing.
 		if st.State != "running" || st.Health != "ok" || st.Tags < 2 || st.Wiring.LocalRegistryHosting != "ok" {
 			t.Fatalf("status: %s", out)
 		}
+	})
+
+	ok = ok && t.Run("a broken wiring fails the pull check, naming the node; create repairs it", func(t *testing.T) {
+		testBrokenWiring(t, h, reg)
 	})
 
 	ok = ok && t.Run("killed: status reports it, start restores it with its data", func(t *testing.T) {
@@ -541,6 +547,60 @@ func testKindGC(t *testing.T, h *kindHarness, reg string) {
 	t.Logf("registry gc freed %d bytes (%d blobs) in %d ms", res.BytesFreed, len(res.Blobs), res.DurationMS)
 	if imageID := h.deploy("gckept", reg+"/e2e/gc-keep:v1"); !strings.HasSuffix(imageID, "@"+keepDigest.String()) {
 		t.Fatalf("pod imageID %s, want %s", imageID, keepDigest)
+	}
+}
+
+// stepLineRE is one step of create's output: plain lines (stdout is a pipe
+// here), each ending with ✓ or ✗ and the time the step took.
+var stepLineRE = regexp.MustCompile(`^ ([✓✗]) (.+) \((\d+\.\ds|\d+m\d+s)\)$`)
+
+// requireSteps checks that out shows the steps starting with want, in that
+// order, each with ✓, and no step failed.
+func requireSteps(t *testing.T, out string, want ...string) {
+	t.Helper()
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		if m := stepLineRE.FindStringSubmatch(l); m != nil {
+			if m[1] != "✓" {
+				t.Fatalf("step failed: %q\n%s", l, out)
+			}
+			got = append(got, m[2])
+		}
+	}
+	i := 0
+	for _, g := range got {
+		if i < len(want) && strings.HasPrefix(g, want[i]) {
+			i++
+		}
+	}
+	if i != len(want) {
+		t.Fatalf("create's steps %q lack %q (in this order: %q)", got, want[i], want)
+	}
+}
+
+// testBrokenWiring removes a node's hosts.toml for the registry's host name:
+// the pull check fails with ✗ and says which node and what to run; create
+// repairs the wiring and the check passes again. Status finds the registry on
+// the port create was given without being told it again.
+func testBrokenWiring(t *testing.T, h *kindHarness, reg string) {
+	runCmd(t, time.Minute, "docker", "exec", h.node(), "rm", "/etc/containerd/certs.d/"+reg+"/hosts.toml")
+	_, errOut, code := h.run("registry", "status", "--pull-check")
+	if code != 1 || !strings.Contains(errOut, " ✗ Checking that 1 node(s) pull from the registry (") ||
+		!strings.Contains(errOut, "node "+h.node()+" cannot pull "+reg+"/idpbuilder/pull-check:") ||
+		!strings.Contains(errOut, "idpbuilder create --name "+h.name) {
+		t.Fatalf("pull check on a broken wiring: exit %d\n%s", code, errOut)
+	}
+	h.mustRun("create")
+	var env []string
+	for _, e := range h.env {
+		if !strings.HasPrefix(e, "IDPBUILDER_REGISTRY_PORT=") {
+			env = append(env, e)
+		}
+	}
+	out, errOut, code := runBinary(t, env, "registry", "status", "--pull-check")
+	if code != 0 || !strings.Contains(out, "Address:") || !strings.Contains(out, reg) ||
+		!strings.Contains(errOut, " ✓ Checking that 1 node(s) pull from the registry (") {
+		t.Fatalf("status --pull-check after create, without the port: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
 

@@ -46,9 +46,9 @@ func TestRegistryContainer(t *testing.T) {
 	requireTool(t, "docker")
 	ctx := context.Background()
 	d := &docker.Client{}
-	rt := &registryruntime.Container{Docker: d, Opts: registryruntime.ContainerOptions{
-		Name:     fmt.Sprintf("idpbuilder-e2e-registry-%d", time.Now().UnixNano()),
-		Cluster:  "e2e",
+	rt := &registryruntime.Container{Docker: d, Opts: registryruntime.Options{
+		// The container is <cluster>-registry.
+		Cluster:  fmt.Sprintf("idpbuilder-e2e-%d", time.Now().UnixNano()),
 		Network:  testNetwork(t),
 		HostPort: freePort(t),
 		DataDir:  t.TempDir(),
@@ -60,7 +60,7 @@ func TestRegistryContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := d.InspectContainer(ctx, rt.Opts.Name)
+	ct, err := d.InspectContainer(ctx, rt.Opts.ContainerName())
 	if err != nil || ct == nil {
 		t.Fatalf("inspect: %v", err)
 	}
@@ -87,11 +87,11 @@ func TestRegistryContainer(t *testing.T) {
 			t.Errorf("unused old registry image %s was left behind", tag)
 		}
 	}
-	ports := runCmd(t, time.Minute, "docker", "port", rt.Opts.Name)
+	ports := runCmd(t, time.Minute, "docker", "port", rt.Opts.ContainerName())
 	if !strings.Contains(ports, fmt.Sprintf("127.0.0.1:%d", rt.Opts.HostPort)) || strings.Contains(ports, "0.0.0.0") {
 		t.Fatalf("registry must be published on 127.0.0.1 only, got:\n%s", ports)
 	}
-	if ep.ClusterIP == "" || ep.NodeHost != rt.Opts.Name+":5000" {
+	if ep.ClusterIP == "" || ep.NodeHost != rt.Opts.ContainerName()+":5000" {
 		t.Fatalf("endpoint %+v", ep)
 	}
 
@@ -106,15 +106,15 @@ func TestRegistryContainer(t *testing.T) {
 	if _, err := rt.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	again, _ := d.InspectContainer(ctx, rt.Opts.Name)
+	again, _ := d.InspectContainer(ctx, rt.Opts.ContainerName())
 	if again.ID != ct.ID {
 		t.Fatalf("Ensure replaced a healthy container")
 	}
 
 	// A crash of the registry process: Docker restarts it, data intact.
-	pid := strings.TrimSpace(runCmd(t, time.Minute, "docker", "inspect", "--format", "{{.State.Pid}}", rt.Opts.Name))
+	pid := strings.TrimSpace(runCmd(t, time.Minute, "docker", "inspect", "--format", "{{.State.Pid}}", rt.Opts.ContainerName()))
 	runCmd(t, time.Minute, "kill", "-9", pid)
-	waitRestarted(t, d, rt.Opts.Name, 0)
+	waitRestarted(t, d, rt.Opts.ContainerName(), 0)
 	if _, err := rt.Ensure(ctx); err != nil { // waits for readiness
 		t.Fatal(err)
 	}
@@ -159,9 +159,8 @@ func TestRegistryContainerPortTaken(t *testing.T) {
 	}
 	defer busy.Close()
 	d := &docker.Client{}
-	rt := &registryruntime.Container{Docker: d, Opts: registryruntime.ContainerOptions{
-		Name:     fmt.Sprintf("idpbuilder-e2e-busy-%d", time.Now().UnixNano()),
-		Cluster:  "e2e",
+	rt := &registryruntime.Container{Docker: d, Opts: registryruntime.Options{
+		Cluster:  fmt.Sprintf("idpbuilder-e2e-busy-%d", time.Now().UnixNano()),
 		Network:  testNetwork(t),
 		HostPort: busy.Addr().(*net.TCPAddr).Port,
 		DataDir:  t.TempDir(),
@@ -173,7 +172,7 @@ func TestRegistryContainerPortTaken(t *testing.T) {
 	if !errors.As(err, &inUse) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("Ensure on a busy port: %v", err)
 	}
-	if ct, _ := d.InspectContainer(context.Background(), rt.Opts.Name); ct != nil {
+	if ct, _ := d.InspectContainer(context.Background(), rt.Opts.ContainerName()); ct != nil {
 		t.Fatalf("a container was left behind: %+v", ct)
 	}
 }
