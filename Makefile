@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 
 FUZZTIME  ?= 30s
 
-.PHONY: help build docs test cover lint e2e bench bench-gc bench-smoke fuzz fuzz-smoke test-all clean
+.PHONY: help build docs test cover lint e2e bench bench-gc bench-smoke fuzz fuzz-smoke test-all clean size bench-compare
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ test-all: lint bench-smoke test fuzz-smoke e2e ## everything CI runs, after hack
 
 fuzz-smoke: ## a short fuzz run of each target (CI)
 	$(MAKE) fuzz FUZZTIME=10s
+
+size: ## stripped binary with and without the registry engine, the difference and where it goes (fails at 10 MB)
+	$(GO) run ./hack/size
+
+bench-compare: ## idpbuilder's registry vs distribution's own v3.1.2 and this machine's references, interleaved (BENCH_COMPARE_FLAGS=-rounds=3)
+	$(GO) run ./hack/bench-compare $(BENCH_COMPARE_FLAGS)
 
 clean:
 	rm -rf bin results

@@ -11,9 +11,10 @@ import (
 
 // withBlobFiles serves blob GET and HEAD from the blob's file on disk.
 // distribution reads blobs through its storage driver with a 4 MiB buffer per
-// download, so 300 slow downloads held 1.2 GB; served from the file, a download
-// holds a copy buffer of 32 KiB, and Range, If-None-Match and HEAD come from
-// http.ServeContent as before. The repository link check is distribution's own
+// download, so 300 slow downloads held 1.2 GB; served from the file, the kernel
+// copies it to the socket (sendfile: every layer's writer passes ReadFrom on,
+// see readFromThrough) and a download holds no buffer of ours. Range,
+// If-None-Match and HEAD come from http.ServeContent as before. The repository link check is distribution's own
 // (through our storage handle); anything not found falls through to
 // distribution, which answers the 404.
 func withBlobFiles(next http.Handler, eng *engine, dataDir string) http.Handler {

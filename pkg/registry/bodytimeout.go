@@ -56,6 +56,15 @@ func (w *stalledWriter) Write(b []byte) (int, error) {
 
 func (w *stalledWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// ReadFrom passes through (sendfile, see readFromThrough) unless the answer
+// was replaced.
+func (w *stalledWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.replaced {
+		return io.Copy(io.Discard, src)
+	}
+	return readFromThrough(w.ResponseWriter, src)
+}
+
 // idleBody moves the connection's read deadline forward before every read.
 type idleBody struct {
 	io.ReadCloser

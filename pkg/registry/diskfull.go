@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -383,3 +384,15 @@ func (w *diskFullWriter) replay() {
 }
 
 func (w *diskFullWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom passes through (sendfile, see readFromThrough) except while a 5xx
+// is held.
+func (w *diskFullWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.held {
+		return io.Copy(writeOnly{w}, src)
+	}
+	return readFromThrough(w.ResponseWriter, src)
+}

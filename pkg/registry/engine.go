@@ -5,22 +5,17 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
-	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-
-	// The filesystem storage driver registers itself with distribution's factory.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 
 	"github.com/idpbuilder/idpbuilder/internal/atomicfile"
 )
@@ -29,7 +24,7 @@ import (
 // storage. distribution keeps its driver private, so features it lacks
 // (referrers, sha512 aliases, and later GC and quotas) open their own.
 type engine struct {
-	app    *handlers.App
+	app    distributionApp
 	driver storagedriver.StorageDriver
 	ns     distribution.Namespace
 }
@@ -39,12 +34,7 @@ func openEngine(ctx context.Context, opts Options, secret string) (*engine, erro
 	if err != nil {
 		return nil, err
 	}
-	drv, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": opts.DataDir})
-	if err != nil {
-		_ = app.Shutdown()
-		return nil, fmt.Errorf("open storage: %w", err)
-	}
-	ns, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
+	drv, ns, err := openStorage(ctx, opts.DataDir)
 	if err != nil {
 		_ = app.Shutdown()
 		return nil, fmt.Errorf("open storage: %w", err)
@@ -208,14 +198,11 @@ func (e *engine) linkExists(ctx context.Context, path string) (bool, error) {
 	return err == nil, err
 }
 
-// newApp builds distribution's app, turning its configuration panics into errors.
-func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("registry configuration rejected: %v", p)
-		}
-	}()
-	return handlers.NewApp(ctx, cfg), nil
+// distributionApp is distribution's HTTP app (handlers.App), named by what we
+// use of it so that only engine_distribution.go links distribution's server.
+type distributionApp interface {
+	http.Handler
+	Shutdown() error
 }
 
 // distributionConfig builds in code what configuration.Parse would produce from a

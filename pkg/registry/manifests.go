@@ -479,3 +479,14 @@ func (w *hookWriter) Flush() {
 }
 
 func (w *hookWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom passes through (sendfile, see readFromThrough) unless the hook failed.
+func (w *hookWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.failed {
+		return io.Copy(io.Discard, src)
+	}
+	return readFromThrough(w.ResponseWriter, src)
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 )
@@ -122,3 +123,15 @@ func (w *serverErrorWriter) replay() {
 }
 
 func (w *serverErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom passes through (sendfile, see readFromThrough) except while a 5xx
+// is held back.
+func (w *serverErrorWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.status >= 500 {
+		return io.Copy(writeOnly{w}, src)
+	}
+	return readFromThrough(w.ResponseWriter, src)
+}

@@ -699,3 +699,14 @@ func (w *heldWriter) Flush() {
 }
 
 func (w *heldWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom passes through (sendfile, see readFromThrough) unless held.
+func (w *heldWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.held {
+		return io.Copy(io.Discard, src)
+	}
+	return readFromThrough(w.ResponseWriter, src)
+}
