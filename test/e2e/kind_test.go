@@ -565,6 +565,7 @@ func requireSteps(t *testing.T, out string, want ...string) {
 				t.Fatalf("step failed: %q\n%s", l, out)
 			}
 			got = append(got, m[2])
+			t.Log(l)
 		}
 	}
 	i := 0
