@@ -1,6 +1,7 @@
 package registryruntime
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -213,13 +214,19 @@ func TestTailFile(t *testing.T) {
 // cancelled caller is answered at once.
 func TestProcessStopCancelled(t *testing.T) {
 	p := &Process{Opts: Options{StateDir: t.TempDir(), DataDir: "/idpbuilder-test-data-dir"}}
-	cmd := exec.Command("sh", "-c", `trap "" TERM; while :; do sleep 1; done`, p.Opts.DataDir)
+	cmd := exec.Command("sh", "-c", `trap "" TERM; echo ignoring; while :; do sleep 1; done`, p.Opts.DataDir)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// SIGTERM before the trap is set would end it: wait until it ignores the signal.
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "ignoring\n", line)
 	require.NoError(t, os.WriteFile(p.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600))
 	require.NotZero(t, p.pid())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := p.Stop(ctx)
+	err = p.Stop(ctx)
 	assert.True(t, errors.Is(err, context.Canceled), err)
 }
