@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -32,8 +33,15 @@ type ClientOptions struct {
 // cluster registry whose every request needs a login reads as the cluster's
 // nodes. scheme is https when the cluster's registry speaks TLS, else http (a
 // client of Addr finds out by itself).
+//
+// A client of Addr does not depend on the cluster's settings file: one that
+// cannot be read only means the cluster's registry is taken as given.
 func (p *Platform) Client(opts ClientOptions) (client *registryclient.Client, scheme string, err error) {
 	c, err := p.open(opts.Cluster, opts.Given, nil)
+	var corrupt *CorruptSettingsError
+	if opts.Addr != "" && errors.As(err, &corrupt) {
+		c, err = p.context(opts.Cluster, state.NewLayout(p.StateDir, opts.Cluster), opts.Given.Settings, false, nil)
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -141,6 +141,9 @@ func TestCorruptSettings(t *testing.T) {
 	assert.ErrorAs(t, err, &ce)
 	_, _, err = p.Client(ClientOptions{Cluster: "dev", Given: defaults()})
 	assert.ErrorAs(t, err, &ce)
+	c, _, err := p.Client(ClientOptions{Cluster: "dev", Given: defaults(), Addr: "127.0.0.1:7000"})
+	require.NoError(t, err, "another registry does not need the cluster's settings")
+	assert.Equal(t, "127.0.0.1:7000", c.Registry)
 	_, err = p.Delete(ctx, "dev", defaults(), false, nil)
 	assert.ErrorAs(t, err, &ce, "without --purge the registry could not be found as created")
 
